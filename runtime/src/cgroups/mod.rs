@@ -1,0 +1,485 @@
+//! Placing a container in its `cgroupsPath` on cgroup v1, v2 and the hybrid layout, and the
+//! operations that work through the cgroup: listing, signalling, freezing and removing.
+//!
+//! The resolved directories are recorded in the container's state (`Placement`), so later
+//! commands never re-derive them from a host whose mounts may have changed.
+
+pub mod v1;
+pub mod v2;
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Only v1 hierarchies.
+    #[default]
+    Legacy,
+    /// v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// Pure cgroup v2.
+    Unified,
+}
+
+/// Where a container's processes live: one directory per hierarchy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Placement {
+    pub layout: Layout,
+    /// (controllers, directory) for each v1 hierarchy, e.g. ("cpu,cpuacct", /sys/fs/cgroup/cpu,cpuacct/c1).
+    #[serde(default)]
+    pub v1: Vec<(String, PathBuf)>,
+    /// The directory in the cgroup2 hierarchy (unified or hybrid).
+    #[serde(default)]
+    pub v2: Option<PathBuf>,
+    /// Directories husk made, in creation order; `delete` removes these and nothing else.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+/// A cgroup mount as `/proc/self/mountinfo` describes it.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub mountpoint: PathBuf,
+    /// The cgroup path at the root of this mount.
+    pub root: String,
+    /// v1: the controllers (and `name=` hierarchy) it carries, comma-joined as in /proc/self/cgroup.
+    pub controllers: Option<String>,
+}
+
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+/// The cgroup mounts of this mount namespace, first mount of each hierarchy only.
+pub fn mounts() -> Result<Vec<Mount>> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&info))
+}
+
+fn parse_mountinfo(info: &str) -> Vec<Mount> {
+    let mut out: Vec<Mount> = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let controllers = match post[0] {
+            "cgroup2" => None,
+            "cgroup" => {
+                let mut c: Vec<&str> = post[2]
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+                    .collect();
+                c.sort_by_key(|o| o.starts_with("name="));
+                Some(c.join(","))
+            }
+            _ => continue,
+        };
+        if out.iter().any(|m| m.controllers == controllers) {
+            continue;
+        }
+        out.push(Mount {
+            mountpoint: PathBuf::from(unescape(pre[4])),
+            root: unescape(pre[3]),
+            controllers,
+        });
+    }
+    out
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// This process's cgroup in each hierarchy, keyed as in /proc/self/cgroup ("" for v2).
+fn own_cgroups() -> Result<Vec<(String, String)>> {
+    let s = fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
+    Ok(s.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _ = it.next()?;
+            let ctrl = it.next()?;
+            let path = it.next()?;
+            let mut c: Vec<&str> = ctrl.split(',').filter(|c| !c.is_empty()).collect();
+            c.sort_by_key(|o| o.starts_with("name="));
+            Some((c.join(","), path.to_string()))
+        })
+        .collect())
+}
+
+/// The cgroup path a config asks for: absolute as given, relative to the runtime's own cgroup,
+/// or, when unset, `<own cgroup>/<id>` (runc's rule for the cgroupfs driver).
+fn wanted_path(spec: &Spec, id: &str, own: &str) -> Result<String> {
+    let p = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let p = p
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if p.split('/').any(|c| c == "..") {
+        return Err(Error::msg(format!(
+            "linux.cgroupsPath {p:?}: must not contain \"..\""
+        )));
+    }
+    if p.contains(':') && !p.starts_with('/') {
+        return Err(Error::msg(format!(
+            "linux.cgroupsPath {p:?}: looks like a systemd slice:prefix:name path"
+        ))
+        .with_hint("run with --systemd-cgroup, or give a path like /mygroup/c1"));
+    }
+    Ok(if p.starts_with('/') {
+        p
+    } else if p.is_empty() {
+        format!("{}/{id}", own.trim_end_matches('/'))
+    } else {
+        format!("{}/{p}", own.trim_end_matches('/'))
+    })
+}
+
+impl Placement {
+    /// Creates the container's cgroup directories and applies its resources (the spec's
+    /// `linux.resources`), before any process is placed there.
+    pub fn create(spec: &Spec, id: &str) -> Result<Placement> {
+        let mounts = mounts()?;
+        let own = own_cgroups()?;
+        let unified = mounts.iter().find(|m| m.controllers.is_none());
+        let layout = match (unified, mounts.iter().any(|m| m.controllers.is_some())) {
+            (Some(_), false) => Layout::Unified,
+            (Some(_), true) => Layout::Hybrid,
+            (None, true) => Layout::Legacy,
+            (None, false) => {
+                return Err(Error::msg("no cgroup filesystem is mounted")
+                    .with_hint("mount cgroup2 on /sys/fs/cgroup"))
+            }
+        };
+        let mut pl = Placement {
+            layout,
+            ..Default::default()
+        };
+        let rootless = !nix::unistd::geteuid().is_root();
+        let result = (|| -> Result<()> {
+            for m in &mounts {
+                let key = m.controllers.clone().unwrap_or_default();
+                let own_path = own
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or("/", |(_, p)| p.as_str());
+                let cg = wanted_path(spec, id, own_path)?;
+                let dir = host_dir(m, &cg);
+                match pl.mkdir_all(&dir) {
+                    Ok(()) => {}
+                    Err(e)
+                        if rootless
+                            && matches!(
+                                e.errno(),
+                                Some(
+                                    nix::errno::Errno::EACCES
+                                        | nix::errno::Errno::EPERM
+                                        | nix::errno::Errno::EROFS
+                                )
+                            ) =>
+                    {
+                        crate::log::warn(&format!(
+                            "rootless: no cgroup in {}: {e}",
+                            m.mountpoint.display()
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                match &m.controllers {
+                    Some(c) => {
+                        if c.split(',').any(|x| x == "cpuset") {
+                            v1::inherit_cpuset(&m.mountpoint, &dir)?;
+                        }
+                        pl.v1.push((c.clone(), dir))
+                    }
+                    None => pl.v2 = Some(dir),
+                }
+            }
+            if let (Some(dir), false) = (pl.v1_dir("devices"), rootless) {
+                v1::apply_devices(dir, spec)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(pl),
+            Err(e) => {
+                pl.destroy();
+                Err(e)
+            }
+        }
+    }
+
+    fn mkdir_all(&mut self, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut p = dir;
+        while !p.exists() {
+            missing.push(p.to_path_buf());
+            p = match p.parent() {
+                Some(p) => p,
+                None => break,
+            };
+        }
+        for d in missing.into_iter().rev() {
+            match fs::create_dir(&d) {
+                Ok(()) => self.created.push(d),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), &e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == controller))
+            .map(|(_, p)| p.as_path())
+    }
+
+    fn all_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v1
+            .iter()
+            .map(|(_, p)| p.as_path())
+            .chain(self.v2.as_deref())
+    }
+
+    /// Moves a process (and so everything it forks later) into every hierarchy.
+    pub fn add(&self, pid: Pid) -> Result<()> {
+        for dir in self.all_dirs() {
+            let f = dir.join("cgroup.procs");
+            fs::write(&f, pid.to_string()).ctx(|| format!("write {pid} to {}", f.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The processes in the container's cgroup.
+    pub fn pids(&self) -> Vec<Pid> {
+        let dir = match self.layout {
+            Layout::Unified => self.v2.as_deref(),
+            _ => self
+                .v1_dir("pids")
+                .or_else(|| self.v1.first().map(|(_, p)| p.as_path()))
+                .or(self.v2.as_deref()),
+        };
+        let Some(dir) = dir else { return Vec::new() };
+        let mut pids = Vec::new();
+        collect_pids(dir, &mut pids);
+        pids
+    }
+
+    /// Sends `sig` to every process in the cgroup, frozen first so that none forks away unseen.
+    pub fn signal_all(&self, sig: Signal) -> Result<()> {
+        if sig == Signal::SIGKILL {
+            if let Some(dir) = self
+                .v2
+                .as_deref()
+                .filter(|_| self.layout == Layout::Unified)
+            {
+                if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        let freeze = self.freezer_dir().is_some() && !self.is_frozen();
+        if freeze {
+            let _ = self.freeze(true);
+        }
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+        if freeze {
+            let _ = self.freeze(false);
+        }
+        Ok(())
+    }
+
+    fn freezer_dir(&self) -> Option<&Path> {
+        match self.layout {
+            Layout::Unified => self.v2.as_deref(),
+            _ => self.v1_dir("freezer"),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match (self.layout, self.freezer_dir()) {
+            (Layout::Unified, Some(d)) => v2::is_frozen(d),
+            (_, Some(d)) => v1::is_frozen(d),
+            _ => false,
+        }
+    }
+
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match (self.layout, self.freezer_dir()) {
+            (Layout::Unified, Some(d)) => v2::freeze(d, frozen),
+            (_, Some(d)) => v1::freeze(d, frozen),
+            _ => Err(Error::msg("no freezer cgroup for this container")
+                .with_hint("mount the v1 freezer controller or use cgroup v2")),
+        }
+    }
+
+    /// Removes the directories husk created, children first. Processes left inside are killed
+    /// first; a cgroup emptied by a dying process may stay busy for a moment.
+    pub fn destroy(&self) {
+        if !self.pids().is_empty() {
+            let _ = self.signal_all(Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for dir in self.created.iter().rev() {
+            loop {
+                match remove_tree(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    Err(e) if Instant::now() < deadline => {
+                        let _ = e;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => {
+                        crate::log::warn(&format!("remove cgroup {}: {e}", dir.display()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn host_dir(m: &Mount, cg: &str) -> PathBuf {
+    let rel = cg.strip_prefix(m.root.as_str()).unwrap_or(cg);
+    let mut p = m.mountpoint.clone();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        p.push(c);
+    }
+    p
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<Pid>) {
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .map(Pid::from_raw),
+        );
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// rmdir of a cgroup and of any sub-cgroups the container made inside it.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&e.path())?;
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 /sub /sys/fs/cgroup/memory rw shared:15 - cgroup cgroup rw,memory
+35 30 0:31 / /sys/fs/cgroup/systemd rw shared:16 - cgroup cgroup rw,xattr,name=systemd
+36 30 0:29 / /mnt/again rw shared:14 - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn mountinfo_yields_each_hierarchy_once() {
+        let m = parse_mountinfo(HYBRID);
+        let keys: Vec<_> = m.iter().map(|m| m.controllers.clone()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                None,
+                Some("cpu,cpuacct".into()),
+                Some("memory".into()),
+                Some("name=systemd".into())
+            ]
+        );
+        assert_eq!(
+            host_dir(&m[2], "/sub/c1"),
+            PathBuf::from("/sys/fs/cgroup/memory/c1")
+        );
+    }
+
+    #[test]
+    fn cgroups_path_rules() {
+        let mut spec: Spec = serde_json::from_value(crate::spec::default_spec(false)).unwrap();
+        assert_eq!(
+            wanted_path(&spec, "c1", "/user.slice").unwrap(),
+            "/user.slice/c1"
+        );
+        let set = |spec: &mut Spec, p: &str| {
+            let mut l = spec.linux().clone().unwrap();
+            l.set_cgroups_path(Some(p.into()));
+            spec.set_linux(Some(l));
+        };
+        set(&mut spec, "/a/b");
+        assert_eq!(wanted_path(&spec, "c1", "/x").unwrap(), "/a/b");
+        set(&mut spec, "a/b");
+        assert_eq!(wanted_path(&spec, "c1", "/x").unwrap(), "/x/a/b");
+        set(&mut spec, "/a/../../etc");
+        assert!(wanted_path(&spec, "c1", "/").is_err());
+        set(&mut spec, "system.slice:husk:c1");
+        assert!(wanted_path(&spec, "c1", "/")
+            .unwrap_err()
+            .to_string()
+            .contains("systemd"));
+    }
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+}

@@ -1,0 +1,275 @@
+//! runc's command line: the global flags and one module per verb. Each verb is a thin layer
+//! over the library; errors become one line on stderr (and in `--log`) and exit status 1.
+
+mod create;
+mod delete;
+mod exec;
+mod features;
+mod kill;
+mod list;
+mod pause;
+mod ps;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+
+#[derive(Parser)]
+#[command(name = "husk", version = version_text(), about = "husk: an OCI container runtime (runc-compatible)")]
+pub struct Cli {
+    /// Directory for container state (default /run/husk, or $XDG_RUNTIME_DIR/husk when rootless).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Append log lines to this file instead of stderr.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log debug lines, including the duration of each phase of create.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (before the verb, as with runc).
+    #[arg(long = "rootless", id = "global_rootless", num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Path to criu (accepted for runc compatibility).
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container from a bundle; it waits for `start`.
+    Create(create::Args),
+    /// Start a created container's process.
+    Start(start::Args),
+    /// Create and start a container (and, without --detach, wait for it).
+    Run(run::Args),
+    /// Print a container's state as JSON.
+    State(state::Args),
+    /// Send a signal to a container's init (or every process with --all).
+    Kill(kill::Args),
+    /// Delete a container and everything it holds.
+    Delete(delete::Args),
+    /// List containers.
+    List(list::Args),
+    /// Run a new process in a running container.
+    Exec(exec::Args),
+    /// Show the processes in a container.
+    Ps(ps::Args),
+    /// Suspend every process in a container.
+    Pause(pause::Args),
+    /// Resume a paused container.
+    Resume(pause::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// Print the features this runtime supports, as JSON.
+    Features(features::Args),
+}
+
+pub struct Global {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+fn version_text() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0")
+}
+
+/// Go's flag package (runc's) accepts `-flag` for long flags: rewrite those we know to `--flag`
+/// so scripts written for runc keep working. Stops at the first argument after the verb's own
+/// options, so a container command's flags are never touched.
+fn normalise_args(args: Vec<String>) -> Vec<String> {
+    const LONG: &[&str] = &[
+        "root",
+        "log",
+        "log-format",
+        "debug",
+        "systemd-cgroup",
+        "rootless",
+        "criu",
+        "bundle",
+        "pid-file",
+        "console-socket",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "detach",
+        "force",
+        "all",
+        "format",
+        "quiet",
+        "process",
+        "tty",
+        "cwd",
+        "env",
+        "user",
+        "additional-gids",
+        "cap",
+        "no-new-privs",
+        "process-label",
+        "apparmor",
+        "help",
+        "version",
+        "keep",
+        "no-subreaper",
+    ];
+    let mut out = Vec::with_capacity(args.len());
+    let mut positional = 0;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || positional >= 2 {
+            out.push(a);
+            continue;
+        }
+        if let Some(rest) = a
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-') && r.len() > 1)
+        {
+            let name = rest.split('=').next().unwrap_or("");
+            if LONG.contains(&name) {
+                out.push(format!("-{a}"));
+                continue;
+            }
+        }
+        if a == "--" {
+            positional = 2;
+        } else if !a.starts_with('-') && !out.last().is_some_and(|p: &String| takes_value(p)) {
+            positional += 1;
+        }
+        out.push(a);
+    }
+    out
+}
+
+fn takes_value(flag: &str) -> bool {
+    const VALUED: &[&str] = &[
+        "--root",
+        "--log",
+        "--log-format",
+        "--criu",
+        "--bundle",
+        "-b",
+        "--pid-file",
+        "--console-socket",
+        "--preserve-fds",
+        "--format",
+        "-f",
+        "--process",
+        "-p",
+        "--cwd",
+        "--env",
+        "-e",
+        "--user",
+        "-u",
+        "--additional-gids",
+        "-g",
+        "--cap",
+        "-c",
+        "--process-label",
+        "--apparmor",
+        "--signal",
+    ];
+    !flag.contains('=') && VALUED.contains(&flag)
+}
+
+pub fn main() -> i32 {
+    let args = normalise_args(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if let Err(e) = crate::log::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+        eprintln!(
+            "husk: open log file {:?}: {e}",
+            cli.log.as_deref().unwrap_or("")
+        );
+        return 1;
+    }
+    let g = Global {
+        root: cli.root.clone().unwrap_or_else(crate::state::default_root),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let (verb, r) = dispatch(&g, cli.command);
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            let line = format!("{verb}: {e}");
+            crate::log::error(&line);
+            if !crate::log::logs_to_stderr() || !crate::log::enabled(crate::log::Level::Error) {
+                eprintln!("husk: {line}");
+            }
+            1
+        }
+    }
+}
+
+fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
+    if g.systemd_cgroup {
+        crate::log::warn(
+            "--systemd-cgroup: the systemd driver is not implemented yet; using cgroupfs",
+        );
+    }
+    match c {
+        Command::Create(a) => (format!("create {}", a.id), create::run(g, a)),
+        Command::Start(a) => (format!("start {}", a.id), start::run(g, a)),
+        Command::Run(a) => (format!("run {}", a.create.id), run::run(g, a)),
+        Command::State(a) => (format!("state {}", a.id), state::run(g, a)),
+        Command::Kill(a) => (format!("kill {}", a.id), kill::run(g, a)),
+        Command::Delete(a) => (format!("delete {}", a.id), delete::run(g, a)),
+        Command::List(a) => ("list".into(), list::run(g, a)),
+        Command::Exec(a) => (format!("exec {}", a.id), exec::run(g, a)),
+        Command::Ps(a) => (format!("ps {}", a.id), ps::run(g, a)),
+        Command::Pause(a) => (format!("pause {}", a.id), pause::run(g, a, true)),
+        Command::Resume(a) => (format!("resume {}", a.id), pause::run(g, a, false)),
+        Command::Spec(a) => ("spec".into(), spec::run(a)),
+        Command::Features(a) => ("features".into(), features::run(a)),
+    }
+}
+
+pub(crate) fn bad_usage(msg: impl Into<String>) -> Error {
+    Error::msg(msg.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn go_style_flags_become_long_flags_but_container_args_do_not() {
+        assert_eq!(
+            normalise_args(v(&[
+                "husk", "-root", "/r", "exec", "-tty", "c1", "ls", "-root"
+            ])),
+            v(&["husk", "--root", "/r", "exec", "--tty", "c1", "ls", "-root"])
+        );
+        assert_eq!(
+            normalise_args(v(&["husk", "kill", "-all", "c1", "KILL"])),
+            v(&["husk", "kill", "--all", "c1", "KILL"])
+        );
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,272 @@
+//! `create`: runtime-spec "Lifecycle" steps 1–6, read top to bottom in `create`.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::{phase, wait_gone};
+use crate::cgroups::Placement;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::init::{self, InitContext};
+use crate::namespaces::{self, Plan};
+use crate::state::{self, ContainerDir, State, CONFIG_FILE};
+use crate::sync::{self, Msg};
+use crate::{process, spec, sys};
+
+pub enum Console {
+    /// `--console-socket PATH`.
+    Socket(PathBuf),
+    /// An already-connected socket (foreground `run` with a terminal).
+    Fd(OwnedFd),
+}
+
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console: Option<Console>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// What a failed create must undo, undone on drop unless the create succeeded.
+struct Undo {
+    dir: Option<ContainerDir>,
+    placement: Option<Placement>,
+    pids: Vec<Pid>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            let start = state::proc_start_time(*pid).map(|(_, s)| s).unwrap_or(0);
+            let _ = kill(*pid, Signal::SIGKILL);
+            wait_gone(*pid, start, Duration::from_secs(5));
+        }
+        if let Some(p) = self.placement.take() {
+            p.destroy();
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = d.remove();
+        }
+    }
+}
+
+pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
+    state::validate_id(&o.id)?;
+    let bundle = phase("open bundle", || {
+        std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))
+    })?;
+    let spec = phase("load config", || spec::load(&bundle))?;
+    let rootfs = phase("check rootfs", || check_rootfs(&spec, &bundle))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::msg("config has no process: nothing to run"))?;
+    if process.terminal() == Some(true) && o.console.is_none() {
+        return Err(
+            Error::msg("process.terminal is true but no --console-socket was given")
+                .with_hint("pass --console-socket, or set process.terminal to false"),
+        );
+    }
+    let plan = phase("open namespaces", || Plan::from_spec(&spec))?;
+    if !plan.creates(LinuxNamespaceType::Mount) {
+        return Err(Error::msg("linux.namespaces: husk needs a new mount namespace (type \"mount\") to build the rootfs in"));
+    }
+
+    let mut undo = Undo {
+        dir: None,
+        placement: None,
+        pids: Vec::new(),
+    };
+    let dir = phase("claim id", || ContainerDir::create(root, &o.id))?;
+    let dir = undo.dir.insert(dir);
+    phase("save config", || save_config(dir, &spec))?;
+    let placement = phase("create cgroup", || Placement::create(&spec, &o.id))?;
+    let placement = undo.placement.insert(placement);
+    let fifo = phase("make exec fifo", || make_exec_fifo(&dir.exec_fifo()))?;
+    let console = phase("connect console socket", || match o.console {
+        Some(Console::Socket(ref p)) => crate::console::connect(p).map(Some),
+        Some(Console::Fd(ref fd)) => fd.try_clone().ctx(|| "dup console fd").map(Some),
+        None => Ok(None),
+    })?;
+    let (listen_fds, extra_env) = systemd_listen_fds();
+
+    let ctx = InitContext {
+        id: &o.id,
+        spec: &spec,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        plan,
+        placement,
+        fifo,
+        console,
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        preserve_fds: o.preserve_fds + listen_fds,
+        extra_env,
+    };
+    let (parent, child) = sync::pair()?;
+    let intermediate = match sys::fork().ctx(|| "fork")? {
+        ForkResult::Child => {
+            drop(parent);
+            init::run_child(&child, || init::intermediate(&ctx, &child))
+        }
+        ForkResult::Parent { child: pid } => pid,
+    };
+    drop(child);
+    undo.pids.push(intermediate);
+
+    phase("join cgroup", || placement.add(intermediate))?;
+    if let Some(score) = process.oom_score_adj() {
+        phase("set oom_score_adj", || {
+            process::set_oom_score_adj(intermediate, score)
+        })?;
+    }
+    parent.send(&Msg::Go)?;
+    if ctx.plan.new_user {
+        phase("map user namespace ids", || {
+            parent.expect(Msg::MapIds)?;
+            namespaces::write_id_maps(intermediate, &spec)?;
+            parent.send(&Msg::Go)
+        })?;
+    }
+    let pid = phase("create namespaces", || match parent.recv()? {
+        Some(Msg::InitPid { pid }) => Ok(Pid::from_raw(pid)),
+        Some(Msg::Error { msg }) => Err(Error::msg(msg)),
+        other => Err(Error::msg(format!(
+            "intermediate process failed before forking init ({other:?})"
+        ))),
+    })?;
+    let _ = waitpid(intermediate, None);
+    undo.pids = vec![pid];
+    let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);
+
+    let mut st = State {
+        id: o.id.clone(),
+        pid: pid.as_raw(),
+        pid_start,
+        bundle,
+        rootfs,
+        created: crate::log::rfc3339_now(),
+        owner: owner(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup: placement.clone(),
+        own_pid_ns: ctx.plan.creates(LinuxNamespaceType::Pid),
+    };
+    phase("prepare rootfs", || parent.expect(Msg::RunHooks))?;
+    phase("run createRuntime hooks", || {
+        let hs = hook_state(&st, "creating");
+        hooks::run(Kind::Prestart, spec.hooks().as_ref(), &hs)?;
+        hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &hs)?;
+        parent.send(&Msg::HooksDone)
+    })?;
+    phase("finish container init", || parent.expect(Msg::Ready))?;
+
+    // The init may have been reparented and restarted its clock: take its start time again.
+    st.pid_start = state::proc_start_time(pid)
+        .map(|(_, s)| s)
+        .unwrap_or(pid_start);
+    phase("save state", || dir.save(&st))?;
+    if let Some(p) = &o.pid_file {
+        phase("write pid file", || write_pid_file(p, pid))?;
+    }
+    // Success: keep everything (dropping the directory handle only releases its lock).
+    undo.pids.clear();
+    undo.placement = None;
+    undo.dir = None;
+    Ok(st)
+}
+
+fn check_rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let p = spec::rootfs_path(spec, bundle);
+    let meta = std::fs::metadata(&p)
+        .ctx(|| format!("root.path {}", p.display()))
+        .map_err(|e| e.with_hint("the bundle must contain the container's root filesystem"))?;
+    if !meta.is_dir() {
+        return Err(Error::msg(format!(
+            "root.path {}: not a directory",
+            p.display()
+        )));
+    }
+    std::fs::canonicalize(&p).ctx(|| format!("root.path {}", p.display()))
+}
+
+fn save_config(dir: &ContainerDir, spec: &Spec) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(spec).map_err(|e| Error::msg(format!("serialise config: {e}")))?;
+    state::write_atomic(&dir.path.join(CONFIG_FILE), &bytes)
+}
+
+/// The fifo `start` opens: world-writable so that an init that switched to another user can
+/// still open it through /proc/self/fd.
+fn make_exec_fifo(path: &Path) -> Result<File> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))
+        .ctx(|| format!("chmod {}", path.display()))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .ctx(|| format!("open {}", path.display()))
+}
+
+/// go-runc reads the pid file as soon as it appears: write it whole, without a newline.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
+
+/// systemd socket activation passes LISTEN_FDS fds starting at 3: hand them on, as runc does.
+fn systemd_listen_fds() -> (i32, Vec<String>) {
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+    {
+        Some(n) if n > 0 => (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()]),
+        _ => (0, Vec::new()),
+    }
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or(uid.to_string(), |u| u.name)
+}
+
+pub fn hook_state(st: &State, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": spec::OCI_VERSION,
+        "id": st.id,
+        "status": status,
+        "pid": st.pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    })
+}

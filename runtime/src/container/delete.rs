@@ -1,0 +1,68 @@
+//! `delete`: stops what is left of the container, runs poststop hooks, and removes its cgroup
+//! and state.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{wait_gone, Container};
+use crate::error::{Error, Result};
+use crate::hooks::{self, Kind};
+use crate::state::{ContainerDir, Status, STATE_FILE};
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    crate::state::validate_id(id)?;
+    if !root.join(id).join(STATE_FILE).exists() {
+        // A create killed before it saved its state leaves a bare directory: --force clears it.
+        let dir = root.join(id);
+        if force {
+            if dir.exists() {
+                let _ = ContainerDir::open_partial(root, id).map(|d| d.remove());
+            }
+            return Ok(());
+        }
+        return Err(Error::msg(format!("container {id:?} does not exist")));
+    }
+    let c = Container::load(root, id)?;
+    let status = c.status();
+    match status {
+        Status::Stopped => {}
+        Status::Created => stop(&c),
+        Status::Running | Status::Paused | Status::Creating if force => stop(&c),
+        s => {
+            return Err(Error::msg(format!(
+                "cannot delete container {id:?} that is not stopped: {}",
+                s.as_str()
+            ))
+            .with_hint("stop it first, or use delete --force"))
+        }
+    }
+    if !c.state.own_pid_ns {
+        let _ = c.state.cgroup.signal_all(Signal::SIGKILL);
+    }
+    if let Ok(spec) = c.spec() {
+        hooks::run_warn(
+            Kind::Poststop,
+            spec.hooks().as_ref(),
+            &c.hook_state(Status::Stopped),
+        );
+    }
+    c.state.cgroup.destroy();
+    c.dir.remove()
+}
+
+/// SIGKILL to everything in the container, thawing it so the signal lands.
+fn stop(c: &Container) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+    let _ = c.state.cgroup.signal_all(Signal::SIGKILL);
+    if c.state.cgroup.is_frozen() {
+        let _ = c.state.cgroup.freeze(false);
+    }
+    wait_gone(
+        Pid::from_raw(c.state.pid),
+        c.state.pid_start,
+        Duration::from_secs(10),
+    );
+}

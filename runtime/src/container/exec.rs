@@ -1,0 +1,117 @@
+//! `exec`: runs another process in a container's namespaces and cgroup, as the container's
+//! init was run: same user switch, capabilities and rlimits code.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::{Console, Container};
+use crate::error::{Context, Error, Result};
+use crate::init::run_child;
+use crate::state::Status;
+use crate::sync::{self, Msg};
+use crate::{console, namespaces, process, sys};
+
+pub struct ExecOptions {
+    pub process: Process,
+    pub console: Option<Console>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// Starts the process and returns its pid once it has exec'd (or the one line of why not).
+pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
+    let c = Container::load(root, id)?;
+    match c.status() {
+        Status::Stopped => return Err(Error::msg("cannot exec in a stopped container")),
+        Status::Paused => {
+            return Err(Error::msg("cannot exec in a paused container").with_hint("resume it first"))
+        }
+        _ => {}
+    }
+    if o.process.terminal() == Some(true) && o.console.is_none() {
+        return Err(Error::msg(
+            "--tty needs a terminal: give --console-socket, or run in the foreground",
+        ));
+    }
+    let spec = c.spec()?;
+    let init = Pid::from_raw(c.state.pid);
+    let ns = namespaces::of_process(init, &spec)?;
+    let has_user_ns = ns.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let root_dir =
+        File::open(format!("/proc/{init}/root")).ctx(|| format!("open /proc/{init}/root"))?;
+    let console = match &o.console {
+        Some(Console::Socket(p)) => Some(console::connect(p)?),
+        Some(Console::Fd(fd)) => Some(fd.try_clone().ctx(|| "dup console fd")?),
+        None => None,
+    };
+    let (parent, child) = sync::pair()?;
+    let intermediate = match sys::fork().ctx(|| "fork")? {
+        ForkResult::Child => {
+            drop(parent);
+            run_child(&child, || {
+                child.expect(Msg::Go)?;
+                for (t, f) in &ns {
+                    nix::sched::setns(f.as_fd(), namespaces::clone_flag(*t))
+                        .ctx(|| format!("join {} namespace of {init}", crate::spec::ns_name(*t)))?;
+                }
+                match sys::fork().ctx(|| "fork")? {
+                    ForkResult::Child => run_child(&child, || {
+                        nix::unistd::fchdir(root_dir.as_fd()).ctx(|| "enter container root")?;
+                        nix::unistd::chroot(".").ctx(|| "chroot into container root")?;
+                        nix::unistd::setsid().ctx(|| "setsid")?;
+                        if let Some(sock) = &console {
+                            console::setup(sock, &o.process, false)?;
+                        }
+                        process::set_rlimits(&o.process)?;
+                        let env = process::environment(&o.process);
+                        let args = o.process.args().clone().unwrap_or_default();
+                        let setgroups = !has_user_ns
+                            || std::fs::read_to_string("/proc/self/setgroups")
+                                .map_or(true, |s| s.trim() == "allow");
+                        process::become_user(&o.process, setgroups)?;
+                        process::enter_cwd(&o.process)?;
+                        let program = process::find_program(&args[0], &env)?;
+                        process::prepare_fds(o.preserve_fds)?;
+                        sys::reset_signals();
+                        Err(process::exec(&program, &args, &env))
+                    }),
+                    ForkResult::Parent { child: pid } => {
+                        child.send(&Msg::InitPid { pid: pid.as_raw() })?
+                    }
+                }
+                Ok(())
+            })
+        }
+        ForkResult::Parent { child: pid } => pid,
+    };
+    drop(child);
+    let result = (|| {
+        c.state
+            .cgroup
+            .add(intermediate)
+            .map_err(|e| e.context("join cgroup"))?;
+        parent.send(&Msg::Go)?;
+        let pid = match parent.recv()? {
+            Some(Msg::InitPid { pid }) => Pid::from_raw(pid),
+            Some(Msg::Error { msg }) => return Err(Error::msg(msg)),
+            _ => return Err(Error::msg("exec: intermediate process died")),
+        };
+        // End of file: the process exec'd (the channel is close-on-exec).
+        match parent.recv()? {
+            None => Ok(pid),
+            Some(Msg::Error { msg }) => Err(Error::msg(msg)),
+            Some(m) => Err(Error::msg(format!("exec: unexpected {m:?}"))),
+        }
+    })();
+    let _ = waitpid(intermediate, None);
+    let pid = result?;
+    if let Some(p) = &o.pid_file {
+        std::fs::write(p, pid.to_string()).ctx(|| format!("write pid file {}", p.display()))?;
+    }
+    Ok(pid)
+}

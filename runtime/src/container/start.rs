@@ -1,0 +1,66 @@
+//! `start`: opens the exec fifo, which releases the waiting init into the user's program.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::Container;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::state::Status;
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let c = Container::load(root, id)?;
+    match c.status() {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::msg("cannot start a container that has stopped")),
+        Status::Running | Status::Paused => {
+            return Err(Error::msg("cannot start an already running container"))
+        }
+        Status::Creating => {
+            return Err(Error::msg(
+                "cannot start a container that is still being created",
+            ))
+        }
+    }
+    let fifo = c.dir.exec_fifo();
+    // Non-blocking, so that an init that died meanwhile cannot hang us.
+    let fd = nix::fcntl::open(
+        &fifo,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo.display()))?;
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let n = match poll(&mut fds, PollTimeout::from(100u16)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.ctx(|| "poll exec fifo")?,
+        };
+        if n > 0 {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fd, &mut b) {
+                Ok(1) => break,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(Error::sys("read exec fifo", e)),
+            }
+        }
+        if !c.state.init_alive() {
+            return Err(Error::msg(
+                "container init exited before it could be started",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
+    let spec = c.spec()?;
+    hooks::run_warn(
+        Kind::Poststart,
+        spec.hooks().as_ref(),
+        &c.hook_state(Status::Running),
+    );
+    Ok(())
+}

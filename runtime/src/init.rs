@@ -1,0 +1,185 @@
+//! The processes `create` forks: the intermediate, which enters the namespaces, and the
+//! container's init, which builds the container around itself and waits for `start`.
+//!
+//! Both report failures to the runtime over the sync channel and exit; the runtime prints the
+//! one line and cleans up.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroups::Placement;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::namespaces::{self, Plan};
+use crate::rootfs::Rootfs;
+use crate::sync::{Channel, Msg};
+use crate::{console, process, sys};
+
+/// Everything the forked processes need, prepared by the runtime before the fork.
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub plan: Plan,
+    pub placement: &'a Placement,
+    /// The exec fifo, opened O_PATH: reopened for writing once all is ready.
+    pub fifo: File,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub extra_env: Vec<String>,
+}
+
+/// Runs `f` in a forked child that reports its error on `ch` and never returns.
+pub fn run_child(ch: &Channel, f: impl FnOnce() -> Result<()>) -> ! {
+    let code = match f() {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error { msg: e.to_string() });
+            1
+        }
+    };
+    sys::exit_now(code)
+}
+
+/// The intermediate: waits to be placed in the cgroup, enters the namespaces, and forks the
+/// init (new pid and time namespaces only apply to children).
+pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    ch.expect(Msg::Go)?;
+    ctx.plan.enter()?;
+    if ctx.plan.new_user {
+        ch.send(&Msg::MapIds)?;
+        ch.expect(Msg::Go)?;
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx(|| "become root in the user namespace: setgid 0")?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx(|| "become root in the user namespace: setuid 0")?;
+    }
+    if ctx.plan.creates(LinuxNamespaceType::Time) {
+        namespaces::write_time_offsets(ctx.spec)?;
+    }
+    match sys::fork().ctx(|| "fork container init")? {
+        ForkResult::Child => run_child(ch, || init(ctx, ch)),
+        ForkResult::Parent { child } => ch.send(&Msg::InitPid {
+            pid: child.as_raw(),
+        }),
+    }
+}
+
+fn hook_state(ctx: &InitContext, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "id": ctx.id,
+        "status": status,
+        "pid": nix::unistd::getpid().as_raw(),
+        "bundle": ctx.bundle,
+        "annotations": ctx.spec.annotations().clone().unwrap_or_default(),
+    })
+}
+
+/// The container's init: the phases of runtime-spec "create", in order.
+fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    let spec = ctx.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::msg("config has no process"))?;
+    nix::unistd::setsid().ctx(|| "setsid")?;
+
+    let rootfs = Rootfs {
+        spec,
+        path: ctx.rootfs.clone(),
+        cgroup: ctx.placement,
+        cgroup_ns: ctx.plan.has(LinuxNamespaceType::Cgroup),
+        user_ns: ctx.plan.has(LinuxNamespaceType::User),
+    };
+    rootfs.prepare().map_err(|e| e.context("prepare rootfs"))?;
+    make_cwd(ctx, process.cwd())?;
+
+    ch.send(&Msg::RunHooks)?;
+    ch.expect(Msg::HooksDone)?;
+    hooks::run(
+        Kind::CreateContainer,
+        spec.hooks().as_ref(),
+        &hook_state(ctx, "created"),
+    )?;
+
+    rootfs
+        .enter(ctx.no_pivot)
+        .map_err(|e| e.context("pivot root"))?;
+    if let Some(sock) = &ctx.console {
+        console::setup(sock, process, !rootfs_dev_is_host(spec))
+            .map_err(|e| e.context("set up terminal"))?;
+    }
+    namespaces::set_uts_names(spec)?;
+    crate::rootfs::apply_sysctl(spec)?;
+    rootfs
+        .finalize()
+        .map_err(|e| e.context("finalize rootfs"))?;
+    if !ctx.no_new_keyring {
+        sys::join_session_keyring(&format!("_ses.{}", ctx.id))
+            .ctx(|| "join a new session keyring")
+            .map_err(|e| e.with_hint("use --no-new-keyring where keyctl is not allowed"))?;
+    }
+    process::set_rlimits(process)?;
+
+    let mut env = process::environment(process);
+    env.extend(ctx.extra_env.iter().cloned());
+    let args = process.args().clone().unwrap_or_default();
+    process::become_user(process, setgroups_allowed(ctx))?;
+    process::enter_cwd(process)?;
+    let program = process::find_program(&args[0], &env)?;
+    process::prepare_fds(ctx.preserve_fds)?;
+
+    ch.send(&Msg::Ready)?;
+    wait_for_start(&ctx.fifo)?;
+
+    hooks::run(
+        Kind::StartContainer,
+        spec.hooks().as_ref(),
+        &hook_state(ctx, "created"),
+    )?;
+    sys::reset_signals();
+    Err(process::exec(&program, &args, &env))
+}
+
+/// runc creates a missing cwd inside the rootfs.
+fn make_cwd(ctx: &InitContext, cwd: &std::path::Path) -> Result<()> {
+    let p = crate::rootfs::mounts::secure_join(&ctx.rootfs, cwd)?;
+    if !p.exists() {
+        std::fs::create_dir_all(&p).ctx(|| format!("process.cwd: mkdir {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn rootfs_dev_is_host(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == std::path::Path::new("/dev") && m.typ().as_deref() == Some("bind")
+    })
+}
+
+/// setgroups is denied in a user namespace an unprivileged runtime made.
+fn setgroups_allowed(ctx: &InitContext) -> bool {
+    !ctx.plan.has(LinuxNamespaceType::User)
+        || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow")
+}
+
+/// Blocks until `start` opens the exec fifo for reading, then tells it we are going.
+fn wait_for_start(fifo: &File) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open exec fifo through {path}"))?;
+    nix::unistd::write(&fd, b"0").ctx(|| "write exec fifo")?;
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! The container's filesystem: rootfs propagation, `mounts`, `/dev`, pivot_root, a readonly
+//! root, masked and readonly paths. Runs in the container's init, in its new mount namespace.
+
+pub mod devices;
+pub mod mounts;
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use oci_spec::runtime::{Mount, Spec};
+
+use crate::cgroups::{Layout, Placement};
+use crate::error::{Context, Error, Result};
+use mounts::{mount_entry, propagation_flag, remount, secure_join};
+
+pub struct Rootfs<'a> {
+    pub spec: &'a Spec,
+    /// The rootfs as the runtime sees it, before pivot_root.
+    pub path: PathBuf,
+    pub cgroup: &'a Placement,
+    pub cgroup_ns: bool,
+    pub user_ns: bool,
+}
+
+impl Rootfs<'_> {
+    /// Everything before pivot_root: propagation, the rootfs bind, every mount and /dev.
+    pub fn prepare(&self) -> Result<()> {
+        let prop = self.root_propagation()?;
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| format!("set propagation {prop:?} on /"))?;
+        // pivot_root needs the rootfs to be a mount point.
+        mount(
+            Some(&self.path),
+            &self.path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind rootfs {} on itself", self.path.display()))?;
+        if prop.contains(MsFlags::MS_SHARED) {
+            make_parent_mount_private(&self.path)?;
+        }
+        for m in self.spec.mounts().iter().flatten() {
+            let dest = secure_join(&self.path, m.destination())?;
+            let r = if m.typ().as_deref() == Some("cgroup") {
+                self.mount_cgroup(m, &dest)
+            } else {
+                mount_entry(m, &dest)
+            };
+            r.map_err(|e| e.context(format!("mount {}", m.destination().display())))?;
+        }
+        if !self.dev_is_bound() {
+            devices::create(self.spec, &self.path, self.user_ns)?;
+            devices::create_symlinks(&self.path)?;
+            devices::setup_ptmx(&self.path)?;
+        }
+        Ok(())
+    }
+
+    fn root_propagation(&self) -> Result<MsFlags> {
+        match self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().as_deref())
+        {
+            None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+            Some(p) => propagation_flag(p).ok_or_else(|| {
+                Error::msg(format!(
+                    "linux.rootfsPropagation {p:?}: unknown propagation"
+                ))
+            }),
+        }
+    }
+
+    fn dev_is_bound(&self) -> bool {
+        self.spec.mounts().iter().flatten().any(|m| {
+            m.destination() == Path::new("/dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind"))
+        })
+    }
+
+    /// A `cgroup` mount: the container's own cgroups, read-only unless the config says rw.
+    fn mount_cgroup(&self, m: &Mount, dest: &Path) -> Result<()> {
+        let o = mounts::parse_options(m.options().as_deref().unwrap_or_default());
+        let flags = o.flags & !MsFlags::MS_RDONLY;
+        fs::create_dir_all(dest).ctx(|| format!("mkdir {}", dest.display()))?;
+        if self.cgroup.layout == Layout::Unified {
+            return self.mount_cgroup2(dest, o.flags, self.cgroup.v2.as_deref());
+        }
+        // v1: a tmpfs holding one directory per hierarchy, each showing the container's cgroup.
+        mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
+            .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+        for (controllers, dir) in &self.cgroup.v1 {
+            let name = controllers.strip_prefix("name=").unwrap_or(controllers);
+            let sub = dest.join(name);
+            fs::create_dir_all(&sub).ctx(|| format!("mkdir {}", sub.display()))?;
+            if self.cgroup_ns {
+                mount(
+                    Some("cgroup"),
+                    &sub,
+                    Some("cgroup"),
+                    o.flags,
+                    Some(controllers.as_str()),
+                )
+                .ctx(|| format!("mount cgroup {controllers} on {}", sub.display()))?;
+            } else {
+                mount(
+                    Some(dir),
+                    &sub,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .ctx(|| format!("bind {} on {}", dir.display(), sub.display()))?;
+                remount(&sub, o.flags, MsFlags::MS_REC)?;
+            }
+            // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
+            if controllers.contains(',') {
+                for c in controllers.split(',') {
+                    let link = dest.join(c);
+                    if !link.exists() {
+                        std::os::unix::fs::symlink(name, &link)
+                            .ctx(|| format!("symlink {}", link.display()))?;
+                    }
+                }
+            }
+        }
+        if self.cgroup.layout == Layout::Hybrid {
+            let sub = dest.join("unified");
+            fs::create_dir_all(&sub).ctx(|| format!("mkdir {}", sub.display()))?;
+            self.mount_cgroup2(&sub, o.flags, self.cgroup.v2.as_deref())?;
+        }
+        if o.flags.contains(MsFlags::MS_RDONLY) {
+            remount(dest, o.flags, MsFlags::empty())?;
+        }
+        Ok(())
+    }
+
+    fn mount_cgroup2(&self, dest: &Path, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
+        if self.cgroup_ns {
+            return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, None::<&str>)
+                .ctx(|| format!("mount cgroup2 on {}", dest.display()));
+        }
+        let Some(dir) = host_dir else { return Ok(()) };
+        mount(
+            Some(dir),
+            dest,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {} on {}", dir.display(), dest.display()))?;
+        remount(dest, flags, MsFlags::MS_REC)
+    }
+
+    /// Makes the rootfs the root: pivot_root, or with `--no-pivot` a move over / and chroot
+    /// (for a rootfs on a ramfs, where pivot_root is not allowed).
+    pub fn enter(&self, no_pivot: bool) -> Result<()> {
+        if no_pivot {
+            chdir(&self.path).ctx(|| format!("chdir {}", self.path.display()))?;
+            mount(
+                Some(&self.path),
+                "/",
+                None::<&str>,
+                MsFlags::MS_MOVE,
+                None::<&str>,
+            )
+            .ctx(|| format!("move {} over /", self.path.display()))?;
+            chroot(".").ctx(|| "chroot into the rootfs")?;
+            return chdir("/").ctx(|| "chdir /");
+        }
+        let old = open(
+            "/",
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open /")?;
+        let new = open(
+            &self.path,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open rootfs {}", self.path.display()))?;
+        fchdir(new.as_fd()).ctx(|| "fchdir rootfs")?;
+        // pivot_root(".", ".") stacks the old root under the new one, without a directory for it.
+        pivot_root(".", ".")
+            .ctx(|| format!("pivot_root into {}", self.path.display()))
+            .map_err(|e| {
+                if e.errno() == Some(nix::errno::Errno::EINVAL) {
+                    e.with_hint("a rootfs on ramfs/initramfs cannot be pivoted: use --no-pivot")
+                } else {
+                    e
+                }
+            })?;
+        fchdir(old.as_fd()).ctx(|| "fchdir old root")?;
+        // The old root must not propagate its unmount back to the host.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "make old root a slave")?;
+        umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root")?;
+        chdir("/").ctx(|| "chdir /")
+    }
+
+    /// After pivot_root: a readonly root, then masked and readonly paths.
+    pub fn finalize(&self) -> Result<()> {
+        let linux = self.spec.linux().as_ref();
+        for p in linux
+            .and_then(|l| l.readonly_paths().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            readonly_path(p).map_err(|e| e.context(format!("linux.readonlyPaths {p}")))?;
+        }
+        for p in linux
+            .and_then(|l| l.masked_paths().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            mask_path(p).map_err(|e| e.context(format!("linux.maskedPaths {p}")))?;
+        }
+        if self
+            .spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
+            remount(Path::new("/"), MsFlags::MS_RDONLY, MsFlags::empty())
+                .map_err(|e| e.context("root.readonly"))?;
+        }
+        Ok(())
+    }
+}
+
+/// pivot_root refuses a shared parent mount: make the mount holding the rootfs private.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let best = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|mp| parent.starts_with(mp))
+        .max_by_key(|mp| mp.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    mount(
+        None::<&str>,
+        &best,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("make {} private", best.display()))
+}
+
+fn readonly_path(p: &str) -> Result<()> {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        r => r.ctx(|| format!("bind {p} on itself"))?,
+    }
+    remount(
+        Path::new(p),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        MsFlags::MS_REC,
+    )
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+fn mask_path(p: &str) -> Result<()> {
+    let meta = match fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("stat {p}"), &e)),
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0,mode=755"),
+        )
+        .ctx(|| format!("mount empty tmpfs on {p}"))
+    } else {
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind /dev/null on {p}"))
+    }
+}
+
+/// Writes `linux.sysctl` through the container's /proc/sys.
+pub fn apply_sysctl(spec: &Spec) -> Result<()> {
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let p = format!("/proc/sys/{}", k.replace('.', "/"));
+        fs::write(&p, v).ctx(|| format!("linux.sysctl {k}={v:?}: write {p}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Loading and validating a bundle's `config.json`, and the default spec of `husk spec`.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Context, Error, Result};
+
+/// The runtime-spec versions this runtime implements.
+pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION_MIN: &str = "1.0.0";
+
+/// Reads `config.json` from `bundle` and checks what the spec requires before anything is created.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
+    parse(&bytes).map_err(|e| e.context(format!("config {}", path.display())))
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Spec> {
+    let mut raw: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::msg(format!("invalid JSON: {e}")))?;
+    crate::capabilities::drop_unknown_names(&mut raw);
+    let spec: Spec =
+        serde_json::from_value(raw).map_err(|e| Error::msg(format!("invalid config: {e}")))?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
+fn validate(spec: &Spec) -> Result<()> {
+    let version = spec.version();
+    match version.split('.').next() {
+        Some("1") => {}
+        _ => {
+            return Err(Error::msg(format!(
+                "ociVersion {version:?} is not supported: husk implements 1.x (up to {OCI_VERSION})"
+            )))
+        }
+    }
+    if spec.root().is_none() {
+        return Err(Error::msg(
+            "root: missing (the bundle must name its rootfs in root.path)",
+        ));
+    }
+    if let Some(p) = spec.process() {
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) && p.command_line().is_none() {
+            return Err(Error::msg(
+                "process.args: must name at least the program to run",
+            ));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::msg(format!(
+                "process.cwd {:?}: must be an absolute path",
+                p.cwd()
+            )));
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        let mut seen = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            if seen.contains(&ns.typ()) {
+                return Err(Error::msg(format!(
+                    "linux.namespaces: {:?} appears twice",
+                    ns_name(ns.typ())
+                )));
+            }
+            seen.push(ns.typ());
+        }
+        if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            && !seen.contains(&LinuxNamespaceType::User)
+        {
+            return Err(Error::msg(
+                "linux.uidMappings: given without a user namespace in linux.namespaces",
+            ));
+        }
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(Error::msg(format!(
+                "mounts: destination {:?} must be an absolute path",
+                m.destination()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The rootfs as an absolute path: relative paths are relative to the bundle.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| "rootfs".into());
+    if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    }
+}
+
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The config `husk spec` writes: runc's default, so that scripts written for `runc spec` work.
+pub fn default_spec(rootless: bool) -> serde_json::Value {
+    let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut spec = serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "husk",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    });
+    if rootless {
+        // As runc: a user namespace mapping the caller to root, no network namespace, /sys bound
+        // from the host (sysfs cannot be mounted without a network namespace of one's own), no
+        // cgroup device rules (an unprivileged user cannot set them) and no devpts gid.
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let linux = &mut spec["linux"];
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        linux["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+        linux.as_object_mut().unwrap().remove("resources");
+        let mounts = spec["mounts"].as_array_mut().unwrap();
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/dev/pts" {
+                m["options"] = serde_json::json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
+            }
+            if m["destination"] == "/sys" {
+                *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_parses_and_validates() {
+        for rootless in [false, true] {
+            let v = default_spec(rootless);
+            parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_major_version_and_bad_json() {
+        let mut v = default_spec(false);
+        v["ociVersion"] = "2.0.0".into();
+        let e = parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ociVersion \"2.0.0\""), "{e}");
+        let e = parse(b"{\"ociVersion\": ").unwrap_err().to_string();
+        assert!(e.starts_with("invalid JSON"), "{e}");
+        let e = parse(br#"{"ociVersion": "1.0.0", "process": 5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("invalid config"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_namespace_naming_it() {
+        let mut v = default_spec(false);
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "bogus"}]);
+        let e = parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

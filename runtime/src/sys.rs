@@ -1,0 +1,209 @@
+//! The only place with `unsafe`: raw syscalls that nix does not wrap safely.
+//!
+//! Each function is a thin, checked wrapper; callers see `nix::Result` like everywhere else.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::{ForkResult, Pid};
+
+/// Forks the (single-threaded) runtime.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: husk never starts threads, so the child inherits no lock held by another thread
+    // and may allocate freely before it execs or exits.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Ends a forked child at once, without running the parent's atexit handlers or destructors.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes the terminal on `fd` the controlling terminal of this (session-leading) process.
+pub fn set_controlling_tty(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument, not a pointer.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+pub fn set_winsize(fd: BorrowedFd, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the duration of the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+pub fn get_winsize(fd: BorrowedFd) -> nix::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize struct that we own for the duration of the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    Ok((ws.ws_row, ws.ws_col))
+}
+
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// Sets the effective, permitted and inheritable capability sets of this thread in one call, so
+/// that no intermediate state (effective beyond permitted) can be refused.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        Data {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: version 3 takes a header and an array of exactly two data structs, both valid here.
+    Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) }).map(drop)
+}
+
+/// Marks every fd from `first` upwards close-on-exec, so nothing of the runtime leaks into the
+/// container (CVE-2024-21626).
+pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
+    // SAFETY: close_range takes only integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Lets an fd the caller handed us (`--preserve-fds`) survive exec.
+pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
+    // SAFETY: F_SETFD takes an integer; an fd that is not open gives EBADF, nothing worse.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)`: changes mount attributes, recursively with AT_RECURSIVE.
+pub fn mount_setattr(
+    dirfd: RawFd,
+    path: &str,
+    flags: u32,
+    set: u64,
+    clr: u64,
+    propagation: u64,
+) -> nix::Result<()> {
+    let path = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation,
+        userns_fd: 0,
+    };
+    // SAFETY: path is a valid C string and attr a correctly sized mount_attr; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Restores every signal's default disposition and unblocks all signals, so that the container
+/// process starts as a freshly exec'd program would, whatever the runtime had set up.
+pub fn reset_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no handler code, so no signal-safety rule is at stake.
+        let _ = unsafe { sigaction(sig, &dfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
+}
+
+/// Ignores SIGPIPE-like signals so that a handler is never needed (used by the foreground loop).
+pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN runs no handler code.
+    unsafe { signal(sig, SigHandler::SigIgn) }.map(drop)
+}
+
+/// Joins a new anonymous session keyring, so containers do not share the host's (runc does the same).
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: keyctl reads the C string, which outlives the call.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr())
+    })
+    .map(drop)
+}
+
+/// `pidfd_open(2)`: a handle on a process that cannot be confused with a later one of the same pid.
+pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes only integers.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })?;
+    // SAFETY: the kernel just returned this fd to us, and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Takes ownership of an fd the kernel installed in our table through SCM_RIGHTS.
+pub fn own_received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: recvmsg just created this fd for us; no other owner exists.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Makes `fd` also available as `target` (stdio of the container's process).
+pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 onto 0..=2 replaces stdio, which this process owns and never holds as an OwnedFd.
+    Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), target) }).map(drop)
+}

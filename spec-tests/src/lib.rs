@@ -1,0 +1,1 @@
+//! Test support for husk's spec-tests.
