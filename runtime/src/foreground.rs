@@ -1,7 +1,7 @@
 //! `run` and `exec` without `--detach`: the runtime stays, forwards signals to the container's
 //! process, proxies its terminal, and exits with its status (128+N for a signal, as a shell).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -171,9 +171,4 @@ fn write_all(fd: BorrowedFd, mut data: &[u8]) {
             Err(_) => return,
         }
     }
-}
-
-#[allow(dead_code)]
-fn raw(fd: &OwnedFd) -> i32 {
-    fd.as_raw_fd()
 }

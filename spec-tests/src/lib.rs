@@ -1,1 +1,281 @@
-//! Test support for husk's spec-tests.
+//! Test support for husk's spec-tests: busybox bundles, a private `--root` per test, and checks
+//! that nothing is left behind.
+//!
+//! Every test runs the real `husk` binary (built by `cargo build`, or `$HUSK`) on a real
+//! container, and needs root and Debian's busybox-static.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use serde_json::{json, Value};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn husk_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("HUSK") {
+        return PathBuf::from(p);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest.join("../target"));
+    target.join("debug/husk")
+}
+
+fn busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox not found: apt-get install busybox-static");
+}
+
+/// A bundle with a busybox rootfs and the config of `husk spec`, terminal off.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Value,
+}
+
+/// A private state root and a bundle; the container `id` is deleted on drop.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub bundle: Bundle,
+    pub id: String,
+}
+
+impl Bundle {
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+fn make_rootfs(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["dev", "proc", "sys", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(busybox(), bin.join("busybox")).unwrap();
+    let list = Command::new(busybox()).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+impl Ctx {
+    /// A fresh bundle whose process runs `args`.
+    pub fn new(name: &str, args: &[&str]) -> Ctx {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base =
+            std::env::temp_dir().join(format!("husk-spec-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("bundle");
+        let root = base.join("root");
+        make_rootfs(&dir.join("rootfs"));
+        let out = Command::new(husk_bin())
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .expect("run husk spec");
+        assert!(
+            out.status.success(),
+            "husk spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        let id = format!("t{}-{n}-{name}", std::process::id());
+        let ctx = Ctx {
+            root,
+            bundle: Bundle { dir, config },
+            id,
+        };
+        ctx.bundle.write();
+        ctx
+    }
+
+    pub fn config(&mut self) -> &mut Value {
+        &mut self.bundle.config
+    }
+
+    /// `husk --root R ARGS…`, waiting for husk itself. Its output goes through files, not
+    /// pipes: a container it leaves running keeps its stdio open for long after husk exits.
+    pub fn husk(&self, args: &[&str]) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base = self.root.parent().unwrap();
+        std::fs::create_dir_all(base).unwrap();
+        let (o, e) = (base.join(format!("out.{n}")), base.join(format!("err.{n}")));
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .expect("run husk");
+        let out = Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        };
+        let _ = std::fs::remove_file(o);
+        let _ = std::fs::remove_file(e);
+        out
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(husk_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Writes the config and runs the container in the foreground.
+    pub fn run(&self) -> Output {
+        self.bundle.write();
+        let b = self.bundle.dir.to_string_lossy().to_string();
+        self.husk(&["run", "--bundle", &b, &self.id])
+    }
+
+    /// Runs the container and returns its stdout, asserting success.
+    pub fn run_ok(&self) -> String {
+        let out = self.run();
+        assert!(
+            out.status.success(),
+            "husk run failed ({:?}): {}{}",
+            out.status,
+            stderr(&out),
+            stdout(&out)
+        );
+        stdout(&out)
+    }
+
+    pub fn create(&self) -> Output {
+        self.bundle.write();
+        let b = self.bundle.dir.to_string_lossy().to_string();
+        self.husk(&["create", "--bundle", &b, &self.id])
+    }
+
+    pub fn create_ok(&self) {
+        let out = self.create();
+        assert!(out.status.success(), "husk create failed: {}", stderr(&out));
+    }
+
+    pub fn state(&self) -> Value {
+        let out = self.husk(&["state", &self.id]);
+        assert!(out.status.success(), "husk state: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the container reports `want` (its init may be reaped late).
+    pub fn wait_status(&self, want: &str) {
+        for _ in 0..500 {
+            if self.status() == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "container {} never became {want}: {}",
+            self.id,
+            self.status()
+        );
+    }
+
+    /// Asserts husk left nothing of this container: no state dir, no cgroup in any hierarchy.
+    pub fn assert_no_residue(&self) {
+        assert!(
+            !self.root.join(&self.id).exists(),
+            "state dir of {} left behind",
+            self.id
+        );
+        let found = find_dirs_named(Path::new("/sys/fs/cgroup"), &self.id, 6);
+        assert!(
+            found.is_empty(),
+            "cgroups of {} left behind: {found:?}",
+            self.id
+        );
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let _ = self.husk(&["delete", "--force", &self.id]);
+        if let Some(base) = self.root.parent() {
+            let _ = std::fs::remove_dir_all(base);
+        }
+    }
+}
+
+fn find_dirs_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name() == name {
+            out.push(e.path());
+        } else if depth > 0 {
+            out.extend(find_dirs_named(&e.path(), name, depth - 1));
+        }
+    }
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failed command printed exactly one line containing every piece of `want`.
+pub fn assert_one_line_error(o: &Output, want: &[&str]) {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stdout(o)
+    );
+    assert_eq!(o.status.code(), Some(1), "exit status: {}", stderr(o));
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one error line, got: {err}");
+    for w in want {
+        assert!(
+            lines[0].contains(w),
+            "error line {:?} lacks {w:?}",
+            lines[0]
+        );
+    }
+}
+
+/// A field of /proc/self/status as the container prints it (`grep Field /proc/self/status`).
+pub fn status_field(out: &str, field: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("{field} not in {out}"))
+        .trim()
+        .to_string()
+}

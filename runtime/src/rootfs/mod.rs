@@ -30,9 +30,16 @@ pub struct Rootfs<'a> {
 impl Rootfs<'_> {
     /// Everything before pivot_root: propagation, the rootfs bind, every mount and /dev.
     pub fn prepare(&self) -> Result<()> {
+        // Nothing below may propagate back to the host, and pivot_root refuses shared mounts:
+        // a shared rootfsPropagation is applied to the new root after pivot_root.
         let prop = self.root_propagation()?;
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-            .ctx(|| format!("set propagation {prop:?} on /"))?;
+        let before = if prop.contains(MsFlags::MS_SHARED) {
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        } else {
+            prop
+        };
+        mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
+            .ctx(|| format!("set propagation {before:?} on /"))?;
         // pivot_root needs the rootfs to be a mount point.
         mount(
             Some(&self.path),
@@ -42,9 +49,6 @@ impl Rootfs<'_> {
             None::<&str>,
         )
         .ctx(|| format!("bind rootfs {} on itself", self.path.display()))?;
-        if prop.contains(MsFlags::MS_SHARED) {
-            make_parent_mount_private(&self.path)?;
-        }
         for m in self.spec.mounts().iter().flatten() {
             let dest = secure_join(&self.path, m.destination())?;
             let r = if m.typ().as_deref() == Some("cgroup") {
@@ -213,7 +217,14 @@ impl Rootfs<'_> {
         )
         .ctx(|| "make old root a slave")?;
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root")?;
-        chdir("/").ctx(|| "chdir /")
+        chdir("/").ctx(|| "chdir /")?;
+        // A shared rootfsPropagation applies to the new root, now that pivot_root is done.
+        let prop = self.root_propagation()?;
+        if prop.contains(MsFlags::MS_SHARED) {
+            mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+                .ctx(|| format!("set propagation {prop:?} on the new /"))?;
+        }
+        Ok(())
     }
 
     /// After pivot_root: a readonly root, then masked and readonly paths.
@@ -244,26 +255,6 @@ impl Rootfs<'_> {
         }
         Ok(())
     }
-}
-
-/// pivot_root refuses a shared parent mount: make the mount holding the rootfs private.
-fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let best = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
-        .filter(|mp| parent.starts_with(mp))
-        .max_by_key(|mp| mp.as_os_str().len())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    mount(
-        None::<&str>,
-        &best,
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| format!("make {} private", best.display()))
 }
 
 fn readonly_path(p: &str) -> Result<()> {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, unit tests, and spec-tests (real containers).
+# hack/conformance.sh (runc's bats suite) runs too when HUSK_CONFORMANCE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. hack/lib.sh
+ensure_packages busybox-static jq
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "hack/test.sh: the spec-tests create real containers and need root" >&2
+	exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo build -q -p husk
+# The spec-tests run containers concurrently; two threads suit a 2-core machine.
+cargo test --workspace -q -- --test-threads=2
+
+if [ "${HUSK_CONFORMANCE:-0}" = 1 ]; then
+	hack/conformance.sh
+fi

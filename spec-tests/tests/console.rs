@@ -1,0 +1,96 @@
+//! process.terminal: the pty master arrives over --console-socket as exactly one fd.
+
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use spec_tests::*;
+
+fn receive_master(listener: UnixListener) -> std::thread::JoinHandle<(usize, std::fs::File)> {
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(f) = c {
+                fds.extend(f);
+            }
+        }
+        assert!(!fds.is_empty(), "no fd received");
+        // SAFETY (test): the kernel gave us these fds just now.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        (fds.len(), file)
+    })
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let mut c = Ctx::new(
+        "tty",
+        &[
+            "sh",
+            "-c",
+            "tty; test -t 0 && echo stdin-tty; stty size; read x; echo got:$x",
+        ],
+    );
+    c.config()["process"]["terminal"] = json!(true);
+    c.config()["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    let sock = c.root.parent().unwrap().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let handle = receive_master(listener);
+    c.bundle.write();
+    let b = c.bundle.dir.to_string_lossy().to_string();
+    let out = c.husk(&[
+        "create",
+        "--bundle",
+        &b,
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (count, mut master) = handle.join().unwrap();
+    assert_eq!(count, 1, "exactly one fd");
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let text = read_until(&mut master, "33 101");
+    // Type only once the shell waits in `read`, so the echo cannot interleave.
+    master.write_all(b"hello\n").unwrap();
+    let text = text + &read_until(&mut master, "got:hello");
+    let text = text.replace('\r', "");
+    assert!(text.contains("/dev/pts/0\nstdin-tty\n33 101\n"), "{text}");
+    assert!(text.contains("got:hello"), "{text}");
+}
+
+#[test]
+fn terminal_without_console_socket_is_refused_for_create() {
+    let mut c = Ctx::new("ttynosock", &["true"]);
+    c.config()["process"]["terminal"] = json!(true);
+    let out = c.create();
+    assert_one_line_error(&out, &["console-socket"]);
+    c.assert_no_residue();
+}
+
+fn read_until(f: &mut std::fs::File, want: &str) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&text).contains(want) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}

@@ -1,0 +1,102 @@
+//! exec: a second process in a running container.
+
+use spec_tests::*;
+
+fn running(name: &str) -> Ctx {
+    let c = Ctx::new(name, &["sleep", "100"]);
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    c
+}
+
+#[test]
+fn exec_runs_in_the_container_namespaces_with_its_exit_status() {
+    let c = running("exec");
+    let out = c.husk(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "echo $$ $(hostname); readlink /proc/1/exe; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.starts_with("1 "), "exec must not be pid 1: {text}");
+    assert!(
+        text.contains(" husk\n") && text.contains("/bin/busybox"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_options_env_cwd_user_and_caps() {
+    let c = running("execopts");
+    let out = c.husk(&[
+        "exec",
+        "--env",
+        "A=1",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "7",
+        &c.id,
+        "sh",
+        "-c",
+        "echo $A; pwd; id -u; id -G",
+    ]);
+    assert_eq!(stdout(&out), "1\n/tmp\n1000\n1000 7\n", "{}", stderr(&out));
+    let out = c.husk(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        &c.id,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(&status_field(&stdout(&out), "CapEff"), 16).unwrap();
+    assert!(eff & (1 << 21) != 0, "CAP_SYS_ADMIN not added: {eff:x}");
+}
+
+#[test]
+fn exec_with_a_process_file_and_detach_writes_pid_file() {
+    let c = running("execproc");
+    let dir = c.root.parent().unwrap().to_path_buf();
+    let proc_json = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "echo from-file > /tmp/out; sleep 100"], "cwd": "/", "env": ["PATH=/bin"]});
+    std::fs::write(dir.join("p.json"), proc_json.to_string()).unwrap();
+    let pidfile = dir.join("exec.pid");
+    let out = c.husk(&[
+        "exec",
+        "--detach",
+        "--process",
+        dir.join("p.json").to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(pid.parse::<i32>().is_ok(), "pid file {pid:?}");
+    let out = c.husk(&["ps", "--format", "json", &c.id]);
+    let pids: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        pids.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_i64() == pid.parse().ok()),
+        "{pids} lacks {pid}"
+    );
+}
+
+#[test]
+fn exec_into_a_stopped_container_or_a_missing_program_fails() {
+    let c = running("execstopped");
+    let out = c.husk(&["exec", &c.id, "no-such-binary"]);
+    assert_one_line_error(&out, &["no-such-binary", "not found"]);
+    assert!(c.husk(&["kill", &c.id, "9"]).status.success());
+    c.wait_status("stopped");
+    let out = c.husk(&["exec", &c.id, "true"]);
+    assert_one_line_error(&out, &["stopped"]);
+}

@@ -1,0 +1,80 @@
+//! Namespaces: new ones, joined ones, and the cgroup placement.
+
+use spec_tests::*;
+
+#[test]
+fn new_pid_namespace_makes_the_process_pid_1() {
+    let c = Ctx::new("pidns", &["sh", "-c", "echo $$"]);
+    assert_eq!(c.run_ok(), "1\n");
+}
+
+#[test]
+fn new_network_namespace_has_only_loopback() {
+    let c = Ctx::new("netns", &["sh", "-c", "ls /sys/class/net"]);
+    assert_eq!(c.run_ok(), "lo\n");
+}
+
+#[test]
+fn joining_a_namespace_by_path() {
+    // A second container joins the first one's network and uts namespaces.
+    let mut a = Ctx::new("joina", &["sleep", "100"]);
+    a.config()["hostname"] = json!("shared-host");
+    a.create_ok();
+    let pid = a.state()["pid"].as_i64().unwrap();
+    let mut b = Ctx::new(
+        "joinb",
+        &["sh", "-c", "hostname; readlink /proc/self/ns/net"],
+    );
+    let ns = b.config()["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network" && n["type"] != "uts");
+    ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    ns.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+    b.config().as_object_mut().unwrap().remove("hostname");
+    let out = b.run_ok();
+    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out, format!("shared-host\n{}\n", want_net.display()));
+}
+
+#[test]
+fn unknown_namespace_path_fails_cleanly() {
+    let mut c = Ctx::new("badns", &["true"]);
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "ipc", "path": "/proc/no/such/ns"}));
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| !(n["type"] == "ipc" && n.get("path").is_none()));
+    let out = c.create();
+    assert_one_line_error(&out, &["ipc", "/proc/no/such/ns", "ENOENT"]);
+    c.assert_no_residue();
+}
+
+#[test]
+fn container_is_placed_in_its_cgroups_path() {
+    let mut c = Ctx::new("cgpath", &["cat", "/proc/self/cgroup"]);
+    let path = format!("/husk-test/{}", c.id);
+    c.config()["linux"]["cgroupsPath"] = json!(path);
+    let out = c.run_ok();
+    for line in out.lines() {
+        // Every hierarchy (v1 controllers, named, and the unified one) holds the container.
+        assert!(line.ends_with(&path), "{line} not in {path}: {out}");
+    }
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/pids{path}")).exists(),
+        "cgroup not removed"
+    );
+    c.assert_no_residue();
+}
+
+#[test]
+fn cgroup_namespace_makes_the_container_cgroup_the_root() {
+    let mut c = Ctx::new("cgns", &["cat", "/proc/self/cgroup"]);
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    let out = c.run_ok();
+    assert!(out.lines().all(|l| l.ends_with(":/")), "{out}");
+}

@@ -1,0 +1,181 @@
+//! The filesystem: readonly root, mounts and their options, /dev, masked and readonly paths,
+//! sysctl, propagation and --no-pivot.
+
+use spec_tests::*;
+
+#[test]
+fn readonly_root_refuses_writes() {
+    let c = Ctx::new("roroot", &["sh", "-c", "touch /x 2>&1 || echo refused"]);
+    assert!(c.run_ok().contains("refused"));
+    let mut c = Ctx::new("rwroot", &["sh", "-c", "touch /x && echo wrote"]);
+    c.config()["root"]["readonly"] = json!(false);
+    assert_eq!(c.run_ok(), "wrote\n");
+}
+
+#[test]
+fn masked_paths_read_empty_and_readonly_paths_refuse_writes() {
+    let mut c = Ctx::new("mask", &["sh", "-c", "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo ro-refused"]);
+    c.config()["process"]["capabilities"]["bounding"] =
+        json!(["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]);
+    c.config()["process"]["capabilities"]["effective"] =
+        json!(["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]);
+    c.config()["process"]["capabilities"]["permitted"] =
+        json!(["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]);
+    assert_eq!(c.run_ok(), "0\n0\nro-refused\n");
+}
+
+#[test]
+fn mounts_with_options_bind_ro_and_tmpfs() {
+    let mut c = Ctx::new("mounts", &["sh", "-c", "grep -E ' /(data|scratch) ' /proc/self/mounts; cat /data/hello; touch /data/x 2>/dev/null || echo bind-ro; touch /scratch/y && echo tmpfs-rw"]);
+    let host = c.root.parent().unwrap().join("hostdata");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("hello"), "hi\n").unwrap();
+    let mounts = c.config()["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/data", "type": "bind", "source": host, "options": ["rbind", "ro", "nosuid"]}));
+    mounts.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nodev", "mode=1700", "size=1m"]}));
+    let out = c.run_ok();
+    let data = out.lines().find(|l| l.contains(" /data ")).unwrap();
+    assert!(data.contains("ro,") && data.contains("nosuid"), "{data}");
+    let scratch = out.lines().find(|l| l.contains(" /scratch ")).unwrap();
+    assert!(
+        scratch.starts_with("tmpfs")
+            && scratch.contains("nodev")
+            && scratch.contains("size=1024k")
+            && scratch.contains("mode=1700"),
+        "{scratch}"
+    );
+    assert!(out.contains("hi\nbind-ro\ntmpfs-rw\n"), "{out}");
+}
+
+#[test]
+fn mount_destination_symlink_cannot_escape_the_rootfs() {
+    let mut c = Ctx::new("escape", &["sh", "-c", "ls /etc/escape/marker"]);
+    std::os::unix::fs::symlink("/", c.bundle.rootfs().join("etc/escape")).unwrap();
+    let host = c.root.parent().unwrap().join("src");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("marker"), "").unwrap();
+    c.config()["mounts"].as_array_mut().unwrap().push(json!({"destination": "/etc/escape/tmp/husk-escape-probe", "type": "bind", "source": host, "options": ["bind"]}));
+    let _ = c.run();
+    assert!(
+        !std::path::Path::new("/tmp/husk-escape-probe").exists(),
+        "mount escaped to the host"
+    );
+}
+
+#[test]
+fn dev_has_default_devices_symlinks_and_spec_devices() {
+    let mut c = Ctx::new("dev", &["sh", "-c", "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse; for l in fd stdin ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo null-ok"]);
+    c.config()["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}]);
+    c.config()["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]);
+    let out = c.run_ok();
+    for (dev, mm) in [
+        ("null", "1,   3"),
+        ("zero", "1,   5"),
+        ("full", "1,   7"),
+        ("random", "1,   8"),
+        ("urandom", "1,   9"),
+        ("tty", "5,   0"),
+        ("fuse", "10, 229"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!("/dev/{dev}")))
+            .unwrap_or_else(|| panic!("no /dev/{dev}: {out}"));
+        assert!(
+            line.starts_with("crw-rw-rw-") && line.contains(mm),
+            "{line}"
+        );
+    }
+    assert!(
+        out.contains("/proc/self/fd\n/proc/self/fd/0\npts/ptmx\nnull-ok\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn devices_cgroup_denies_devices_not_allowed() {
+    if !std::path::Path::new("/sys/fs/cgroup/devices").exists() {
+        return; // cgroup v2 device control arrives with the eBPF program (cgroups issue)
+    }
+    let mut c = Ctx::new(
+        "devdeny",
+        &[
+            "sh",
+            "-c",
+            "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda 2>&1 || echo denied",
+        ],
+    );
+    c.config()["root"]["readonly"] = json!(false);
+    c.config()["process"]["capabilities"]["bounding"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
+    c.config()["process"]["capabilities"]["effective"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
+    c.config()["process"]["capabilities"]["permitted"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
+    let out = c.run_ok();
+    assert!(
+        out.contains("Operation not permitted") || out.contains("denied"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sysctl_hostname_and_domainname() {
+    let mut c = Ctx::new(
+        "uts",
+        &[
+            "sh",
+            "-c",
+            "hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/kernel/msgmax",
+        ],
+    );
+    c.config()["hostname"] = json!("box1");
+    c.config()["domainname"] = json!("example.org");
+    c.config()["linux"]["sysctl"] = json!({"kernel.msgmax": "12345"});
+    assert_eq!(c.run_ok(), "box1\nexample.org\n12345\n");
+}
+
+#[test]
+fn no_pivot_runs_the_container() {
+    let c = Ctx::new("nopivot", &["sh", "-c", "echo in; ls /"]);
+    c.bundle.write();
+    let b = c.bundle.dir.to_string_lossy().to_string();
+    let out = c.husk(&["run", "--no-pivot", "--bundle", &b, &c.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("in\n") && stdout(&out).contains("bin"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn rootfs_propagation_private_reaches_root_mount() {
+    let mut c = Ctx::new(
+        "prop",
+        &["sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"],
+    );
+    c.config()["linux"]["rootfsPropagation"] = json!("rprivate");
+    let out = c.run_ok();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        !out.contains("shared:") && !out.contains("master:"),
+        "{out}"
+    );
+    c.config()["linux"]["rootfsPropagation"] = json!("rshared");
+    assert!(c.run_ok().contains("shared:"));
+}
+
+#[test]
+fn cgroup_mount_shows_the_container_cgroup_read_only() {
+    let c = Ctx::new(
+        "cgmount",
+        &[
+            "sh",
+            "-c",
+            "ls /sys/fs/cgroup; touch /sys/fs/cgroup/x 2>/dev/null || echo ro",
+        ],
+    );
+    let out = c.run_ok();
+    assert!(out.ends_with("ro\n"), "{out}");
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert!(out.contains("memory") && out.contains("pids"), "{out}");
+    }
+}
