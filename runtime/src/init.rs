@@ -105,6 +105,8 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
 
     ch.send(&Msg::RunHooks)?;
     ch.expect(Msg::HooksDone)?;
+    // runc runs createContainer hooks from the rootfs; hooks written for it use relative paths.
+    nix::unistd::chdir(&ctx.rootfs).ctx(|| format!("chdir {}", ctx.rootfs.display()))?;
     hooks::run(
         Kind::CreateContainer,
         spec.hooks().as_ref(),
@@ -133,8 +135,11 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
     let mut env = process::environment(process);
     env.extend(ctx.extra_env.iter().cloned());
     let args = process.args().clone().unwrap_or_default();
+    let in_cwd = process::try_enter_cwd(process);
     process::become_user(process, setgroups_allowed(ctx))?;
-    process::enter_cwd(process)?;
+    if !in_cwd {
+        process::enter_cwd(process)?;
+    }
     let program = process::find_program(&args[0], &env)?;
     process::prepare_fds(ctx.preserve_fds)?;
 

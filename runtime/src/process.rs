@@ -114,7 +114,12 @@ pub fn become_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
-/// `process.cwd`, entered as the container's user so that permissions apply.
+/// `process.cwd`: tried before the user switch (a root user without CAP_DAC_OVERRIDE may not
+/// reach it later) and, if that failed, after it (a directory only the user may enter).
+pub fn try_enter_cwd(p: &Process) -> bool {
+    nix::unistd::chdir(p.cwd()).is_ok()
+}
+
 pub fn enter_cwd(p: &Process) -> Result<()> {
     nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd {}: chdir", p.cwd().display()))
 }

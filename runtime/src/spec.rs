@@ -85,6 +85,65 @@ fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Fields husk does not enforce yet: said once per create, so nobody believes they hold.
+pub fn warn_unsupported(spec: &Spec) {
+    let mut missing = Vec::new();
+    if let Some(linux) = spec.linux() {
+        if linux.seccomp().is_some() {
+            missing.push("linux.seccomp");
+        }
+        if let Some(r) = linux.resources() {
+            let limits = [
+                r.memory().is_some(),
+                r.cpu().is_some(),
+                r.pids().is_some(),
+                r.block_io().is_some(),
+                r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+                r.network().is_some(),
+                r.rdma().is_some(),
+                r.unified().as_ref().is_some_and(|u| !u.is_empty()),
+            ];
+            if limits.iter().any(|x| *x) {
+                missing.push("linux.resources (limits other than devices)");
+            }
+        }
+        if linux.intel_rdt().is_some() {
+            missing.push("linux.intelRdt");
+        }
+        if linux.personality().is_some() {
+            missing.push("linux.personality");
+        }
+    }
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty()) {
+            missing.push("process.apparmorProfile");
+        }
+        if p.selinux_label().as_ref().is_some_and(|a| !a.is_empty()) {
+            missing.push("process.selinuxLabel");
+        }
+        if p.scheduler().is_some() {
+            missing.push("process.scheduler");
+        }
+        if p.io_priority().is_some() {
+            missing.push("process.ioPriority");
+        }
+    }
+    if spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.uid_mappings().is_some() || m.gid_mappings().is_some())
+    {
+        missing.push("mounts[].uidMappings/gidMappings");
+    }
+    if !missing.is_empty() {
+        crate::log::warn(&format!(
+            "not enforced by this version of husk: {}",
+            missing.join(", ")
+        ));
+    }
+}
+
 /// The rootfs as an absolute path: relative paths are relative to the bundle.
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
     let root = spec

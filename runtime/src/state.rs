@@ -224,7 +224,7 @@ impl State {
         } else {
             self.pid
         };
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "ociVersion": crate::spec::OCI_VERSION,
             "id": self.id,
             "pid": pid,
@@ -232,9 +232,12 @@ impl State {
             "bundle": self.bundle,
             "rootfs": self.rootfs,
             "created": self.created,
-            "owner": self.owner,
-            "annotations": self.annotations,
-        })
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.annotations);
+        }
+        v["owner"] = serde_json::json!(self.owner);
+        v
     }
 }
 

@@ -253,12 +253,17 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts a failed command printed exactly one line containing every piece of `want`.
 pub fn assert_one_line_error(o: &Output, want: &[&str]) {
+    assert_one_line_error_code(o, 1, want)
+}
+
+/// As `assert_one_line_error`, with the exit status expected (`exec` fails with 255, as runc).
+pub fn assert_one_line_error_code(o: &Output, code: i32, want: &[&str]) {
     assert!(
         !o.status.success(),
         "expected failure, got success: {}",
         stdout(o)
     );
-    assert_eq!(o.status.code(), Some(1), "exit status: {}", stderr(o));
+    assert_eq!(o.status.code(), Some(code), "exit status: {}", stderr(o));
     let err = stderr(o);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "want one error line, got: {err}");

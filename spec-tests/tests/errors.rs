@@ -62,7 +62,8 @@ fn unknown_container_for_each_verb() {
             args.push("nope-x");
         }
         let out = c.husk(&args);
-        assert_one_line_error(&out, &["nope-x", "does not exist"]);
+        let code = if verb[0] == "exec" { 255 } else { 1 };
+        assert_one_line_error_code(&out, code, &["nope-x", "does not exist"]);
     }
 }
 

@@ -27,7 +27,6 @@ fn create_start_kill_delete_walks_through_every_state() {
         "rootfs",
         "created",
         "owner",
-        "annotations",
     ] {
         assert!(st.get(k).is_some(), "state lacks {k}: {st}");
     }
@@ -192,4 +191,39 @@ fn ps_lists_the_container_processes() {
     let text = stdout(&out);
     assert!(text.lines().next().unwrap().contains("PID"), "{text}");
     assert!(text.lines().any(|l| l.contains("sleep 100")), "{text}");
+}
+
+#[test]
+fn kill_with_signal_0_probes_and_all_works_after_stop() {
+    let c = Ctx::new("kill0", &["sleep", "100"]);
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    assert!(c.husk(&["kill", &c.id, "0"]).status.success());
+    assert!(c.husk(&["kill", &c.id, "KILL"]).status.success());
+    c.wait_status("stopped");
+    let out = c.husk(&["kill", "--all", &c.id, "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn state_and_list_json_keep_runcs_field_order() {
+    let c = Ctx::new("order", &["sleep", "100"]);
+    c.create_ok();
+    let out = stdout(&c.husk(&["list", "--format", "json"]));
+    let keys: Vec<&str> = [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "owner",
+    ]
+    .to_vec();
+    let pos: Vec<usize> = keys
+        .iter()
+        .map(|k| out.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{out}");
 }

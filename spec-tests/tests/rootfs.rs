@@ -179,3 +179,31 @@ fn cgroup_mount_shows_the_container_cgroup_read_only() {
         assert!(out.contains("memory") && out.contains("pids"), "{out}");
     }
 }
+
+#[test]
+fn readonly_dev_tmpfs_still_gets_its_submounts_and_devices() {
+    let mut c = Ctx::new(
+        "rodev",
+        &[
+            "sh",
+            "-c",
+            "touch /dev/x 2>/dev/null || echo ro; ls /dev/pts/ptmx /dev/null",
+        ],
+    );
+    for m in c.config()["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    assert_eq!(c.run_ok(), "ro\n/dev/null\n/dev/pts/ptmx\n");
+}
+
+#[test]
+fn proc_over_a_symlink_is_refused() {
+    let c = Ctx::new("procsymlink", &["true"]);
+    std::fs::remove_dir(c.bundle.rootfs().join("proc")).unwrap();
+    std::os::unix::fs::symlink("/etc", c.bundle.rootfs().join("proc")).unwrap();
+    let out = c.create();
+    assert_one_line_error(&out, &["/proc", "symlink"]);
+    c.assert_no_residue();
+}

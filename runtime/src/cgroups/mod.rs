@@ -237,6 +237,11 @@ impl Placement {
                     None => pl.v2 = Some(dir),
                 }
             }
+            // A frozen cgroup would hold the init forever before it could report anything.
+            if pl.is_frozen() {
+                return Err(Error::msg("container's cgroup unexpectedly frozen")
+                    .with_hint("thaw it (freezer.state THAWED or cgroup.freeze 0) or use another cgroupsPath"));
+            }
             if let (Some(dir), false) = (pl.v1_dir("devices"), rootless) {
                 v1::apply_devices(dir, spec)?;
             }

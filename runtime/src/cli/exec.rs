@@ -52,8 +52,8 @@ pub struct Args {
     /// Pass this many fds beyond stdio to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: i32,
-    /// Exec even if the container is paused (accepted for runc compatibility).
-    #[arg(long = "ignore-paused", hide = true)]
+    /// Exec even if the container is paused.
+    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -153,6 +153,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         console: a.console_socket.clone().map(Console::Socket),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
     if a.detach {
         container::exec(&g.root, &a.id, o)?;

@@ -21,8 +21,15 @@ use clap::{Parser, Subcommand};
 use crate::error::{Error, Result};
 
 #[derive(Parser)]
-#[command(name = "husk", version = version_text(), about = "husk: an OCI container runtime (runc-compatible)")]
+#[command(
+    name = "husk",
+    about = "Open Container Initiative runtime",
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     /// Directory for container state (default /run/husk, or $XDG_RUNTIME_DIR/husk when rootless).
     #[arg(long, global = true)]
     root: Option<PathBuf>,
@@ -45,7 +52,7 @@ pub struct Cli {
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -83,8 +90,33 @@ pub struct Global {
     pub systemd_cgroup: bool,
 }
 
-fn version_text() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0")
+/// Help in the layout of runc's (urfave/cli), naming the program as it was invoked: installed
+/// as `runc`, husk answers as runc does.
+const TOP_HELP: &str = "NAME:\n   {name} - {about}\n\nUSAGE:\n   {usage}\n\nCOMMANDS:\n{subcommands}\n\nOPTIONS:\n{options}\n";
+fn verb_help(program: &str, verb: &str) -> &'static str {
+    let t =
+        format!("NAME:\n   {program} {verb} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}\n");
+    Box::leak(t.into_boxed_str())
+}
+
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "husk".into())
+}
+
+fn version_text(name: &str) -> String {
+    format!(
+        "{name} version {}\ncommit: husk-{}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+        crate::spec::OCI_VERSION
+    )
 }
 
 /// Go's flag package (runc's) accepts `-flag` for long flags: rewrite those we know to `--flag`
@@ -184,14 +216,36 @@ fn takes_value(flag: &str) -> bool {
 }
 
 pub fn main() -> i32 {
+    use clap::{CommandFactory, FromArgMatches};
     let args = normalise_args(std::env::args().collect());
-    let cli = match Cli::try_parse_from(args) {
+    // clap keeps command names for the whole run: leaking this one string is intended.
+    let name: &'static str = Box::leak(program_name().into_boxed_str());
+    let mut cmd = Cli::command()
+        .name(name)
+        .bin_name(name)
+        .help_template(TOP_HELP)
+        .mut_subcommands(|s| {
+            let t = verb_help(name, s.get_name());
+            s.help_template(t)
+        });
+    let parsed = cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
             return code;
         }
+    };
+    if cli.version {
+        print!("{}", version_text(name));
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        let _ = cmd.print_help();
+        return 0;
     };
     if let Err(e) = crate::log::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
@@ -204,7 +258,13 @@ pub fn main() -> i32 {
         root: cli.root.clone().unwrap_or_else(crate::state::default_root),
         systemd_cgroup: cli.systemd_cgroup,
     };
-    let (verb, r) = dispatch(&g, cli.command);
+    // runc exits 255 when exec itself fails, so callers can tell it from the process's status.
+    let failure = if matches!(command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
+    let (verb, r) = dispatch(&g, command);
     match r {
         Ok(code) => code,
         Err(e) => {
@@ -213,7 +273,7 @@ pub fn main() -> i32 {
             if !crate::log::logs_to_stderr() || !crate::log::enabled(crate::log::Level::Error) {
                 eprintln!("husk: {line}");
             }
-            1
+            failure
         }
     }
 }

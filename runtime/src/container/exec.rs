@@ -21,6 +21,8 @@ pub struct ExecOptions {
     pub console: Option<Console>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// Exec into a paused container (the process stays frozen until resume).
+    pub ignore_paused: bool,
 }
 
 /// Starts the process and returns its pid once it has exec'd (or the one line of why not).
@@ -28,8 +30,9 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     let c = Container::load(root, id)?;
     match c.status() {
         Status::Stopped => return Err(Error::msg("cannot exec in a stopped container")),
-        Status::Paused => {
-            return Err(Error::msg("cannot exec in a paused container").with_hint("resume it first"))
+        Status::Paused if !o.ignore_paused => {
+            return Err(Error::msg("cannot exec in a paused container")
+                .with_hint("resume it first, or pass --ignore-paused"))
         }
         _ => {}
     }
@@ -73,8 +76,11 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                         let setgroups = !has_user_ns
                             || std::fs::read_to_string("/proc/self/setgroups")
                                 .map_or(true, |s| s.trim() == "allow");
+                        let in_cwd = process::try_enter_cwd(&o.process);
                         process::become_user(&o.process, setgroups)?;
-                        process::enter_cwd(&o.process)?;
+                        if !in_cwd {
+                            process::enter_cwd(&o.process)?;
+                        }
                         let program = process::find_program(&args[0], &env)?;
                         process::prepare_fds(o.preserve_fds)?;
                         sys::reset_signals();

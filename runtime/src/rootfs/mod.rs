@@ -49,8 +49,21 @@ impl Rootfs<'_> {
             None::<&str>,
         )
         .ctx(|| format!("bind rootfs {} on itself", self.path.display()))?;
+        let mut readonly_later = Vec::new();
         for m in self.spec.mounts().iter().flatten() {
+            check_proc_sys_dest(&self.path, m)?;
             let dest = secure_join(&self.path, m.destination())?;
+            // A read-only tmpfs (/dev, say) is mounted writable so that mounts and devices can be
+            // made beneath it, and made read-only once they are.
+            let mut m = m.clone();
+            if m.typ().as_deref() == Some("tmpfs") {
+                let opts = m.options().clone().unwrap_or_default();
+                if opts.iter().any(|o| o == "ro") {
+                    m.set_options(Some(opts.into_iter().filter(|o| o != "ro").collect()));
+                    readonly_later.push(dest.clone());
+                }
+            }
+            let m = &m;
             let r = if m.typ().as_deref() == Some("cgroup") {
                 self.mount_cgroup(m, &dest)
             } else {
@@ -62,6 +75,9 @@ impl Rootfs<'_> {
             devices::create(self.spec, &self.path, self.user_ns)?;
             devices::create_symlinks(&self.path)?;
             devices::setup_ptmx(&self.path)?;
+        }
+        for dest in readonly_later {
+            remount(&dest, MsFlags::MS_RDONLY, MsFlags::empty())?;
         }
         Ok(())
     }
@@ -255,6 +271,22 @@ impl Rootfs<'_> {
         }
         Ok(())
     }
+}
+
+/// proc and sysfs over a symlink would land wherever the image points it (runc refuses too).
+fn check_proc_sys_dest(rootfs: &Path, m: &Mount) -> Result<()> {
+    if !matches!(m.typ().as_deref(), Some("proc" | "sysfs")) {
+        return Ok(());
+    }
+    let p = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+    if fs::symlink_metadata(&p).is_ok_and(|md| md.file_type().is_symlink()) {
+        return Err(Error::msg(format!(
+            "mount {}: the destination is a symlink in the rootfs; refusing to mount {} there",
+            m.destination().display(),
+            m.typ().as_deref().unwrap_or("")
+        )));
+    }
+    Ok(())
 }
 
 fn readonly_path(p: &str) -> Result<()> {
