@@ -21,13 +21,7 @@ fn create_start_kill_delete_walks_through_every_state() {
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], c.id.as_str());
     assert_eq!(st["bundle"], b.as_str());
-    for k in [
-        "ociVersion",
-        "pid",
-        "rootfs",
-        "created",
-        "owner",
-    ] {
+    for k in ["ociVersion", "pid", "rootfs", "created", "owner"] {
         assert!(st.get(k).is_some(), "state lacks {k}: {st}");
     }
     // go-runc reads the pid file with no trailing newline.
