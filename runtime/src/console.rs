@@ -70,23 +70,35 @@ pub fn send_fd(socket: RawFd, fd: RawFd, name: &str) -> Result<()> {
 /// Receives the pty master a container sends (for `run` and `exec` in the foreground).
 pub fn recv_fd(socket: RawFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    match recv_msg(socket, &mut buf).map_err(|e| e.context("console socket"))? {
+        (_, Some(fd)) => Ok(fd),
+        _ => Err(Error::msg(
+            "console socket closed without sending a pty master",
+        )),
+    }
+}
+
+/// One message and the first fd it carries (any further fds are closed).
+pub fn recv_msg(socket: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
     let msg = recvmsg::<()>(
         socket,
         &mut iov,
         Some(&mut cmsg),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
-    .ctx(|| "recvmsg on console socket")?;
+    .ctx(|| "recvmsg")?;
+    let mut first = None;
     for c in msg.cmsgs().ctx(|| "read control message")? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                return Ok(crate::sys::own_received_fd(*fd));
+            for fd in fds {
+                let owned = crate::sys::own_received_fd(fd);
+                if first.is_none() {
+                    first = Some(owned);
+                }
             }
         }
     }
-    Err(Error::msg(
-        "console socket closed without sending a pty master",
-    ))
+    Ok((msg.bytes, first))
 }

@@ -35,6 +35,7 @@ pub struct InitContext<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub extra_env: Vec<String>,
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Runs `f` in a forked child that reports its error on `ch` and never returns.
@@ -135,6 +136,11 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
     let mut env = process::environment(process);
     env.extend(ctx.extra_env.iter().cloned());
     let args = process.args().clone().unwrap_or_default();
+    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+    let nnp = process.no_new_privileges() == Some(true);
+    if !nnp {
+        crate::seccomp::apply(ctx.seccomp.as_ref(), ch)?;
+    }
     let in_cwd = process::try_enter_cwd(process);
     process::become_user(process, setgroups_allowed(ctx))?;
     if !in_cwd {
@@ -142,6 +148,9 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
     }
     let program = process::find_program(&args[0], &env)?;
     process::prepare_fds(ctx.preserve_fds)?;
+    if nnp {
+        crate::seccomp::apply(ctx.seccomp.as_ref(), ch)?;
+    }
 
     ch.send(&Msg::Ready)?;
     wait_for_start(&ctx.fifo)?;

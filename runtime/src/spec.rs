@@ -89,9 +89,6 @@ fn validate(spec: &Spec) -> Result<()> {
 pub fn warn_unsupported(spec: &Spec) {
     let mut missing = Vec::new();
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            missing.push("linux.seccomp");
-        }
         if let Some(r) = linux.resources() {
             let limits = [
                 r.memory().is_some(),

@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -25,6 +25,8 @@ pub enum Msg {
     HooksDone,
     /// Init → parent: the container is created and waits for `start`.
     Ready,
+    /// Child → parent: the seccomp NOTIFY listener, as the message's fd.
+    SeccompListener,
     /// Child → parent: a phase failed; the one line to show the user.
     Error { msg: String },
 }
@@ -49,21 +51,32 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends a message with an fd attached.
+    pub fn send_fd(&self, msg: &Msg, fd: &OwnedFd) -> Result<()> {
+        let bytes = serde_json::to_string(msg).expect("message serialises");
+        crate::console::send_fd(self.0.as_raw_fd(), fd.as_raw_fd(), &bytes)
+    }
+
     /// The next message, or None once the other side has gone.
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_with_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the fd it carries, if any.
+    pub fn recv_with_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.ctx(|| "receive on sync channel")?,
+        let (n, fd) = loop {
+            match crate::console::recv_msg(self.0.as_raw_fd(), &mut buf) {
+                Err(e) if e.errno() == Some(nix::errno::Errno::EINTR) => continue,
+                r => break r.map_err(|e| e.context("receive on sync channel"))?,
             }
         };
         if n == 0 {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n])
-            .map(Some)
-            .map_err(|e| Error::msg(format!("bad sync message: {e}")))
+        let msg = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::msg(format!("bad sync message: {e}")))?;
+        Ok(Some((msg, fd)))
     }
 
     /// Waits for `want`; a child's error message or its death becomes an error.

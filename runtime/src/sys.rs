@@ -207,3 +207,32 @@ pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
     // SAFETY: dup2 onto 0..=2 replaces stdio, which this process owns and never holds as an OwnedFd.
     Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), target) }).map(drop)
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER)`: installs a BPF filter; with NEW_LISTENER, returns the
+/// notification fd.
+pub fn seccomp_load(
+    program: &[libc::sock_filter],
+    flags: u32,
+) -> nix::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at `program`, which outlives the call; the kernel copies it.
+    let r = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog,
+        )
+    })?;
+    if flags & 8 != 0 {
+        // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returned a new fd we own.
+        return Ok(Some(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(r as RawFd)
+        }));
+    }
+    Ok(None)
+}

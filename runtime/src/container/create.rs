@@ -80,6 +80,10 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         );
     }
     let plan = phase("open namespaces", || Plan::from_spec(&spec))?;
+    let seccomp_profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = phase("compile seccomp", || {
+        seccomp_profile.map(crate::seccomp::compile).transpose()
+    })?;
     if !plan.creates(LinuxNamespaceType::Mount) {
         return Err(Error::msg("linux.namespaces: husk needs a new mount namespace (type \"mount\") to build the rootfs in"));
     }
@@ -115,6 +119,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds + listen_fds,
         extra_env,
+        seccomp,
     };
     let (parent, child) = sync::pair()?;
     let intermediate = match sys::fork().ctx(|| "fork")? {
@@ -176,7 +181,23 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &hs)?;
         parent.send(&Msg::HooksDone)
     })?;
-    phase("finish container init", || parent.expect(Msg::Ready))?;
+    phase("finish container init", || loop {
+        match parent.recv_with_fd()? {
+            Some((Msg::Ready, _)) => return Ok(()),
+            Some((Msg::SeccompListener, Some(fd))) => {
+                let profile = seccomp_profile.expect("a listener comes from a profile");
+                crate::seccomp::send_to_agent(profile, &fd, &hook_state(&st, "creating"))?;
+            }
+            Some((Msg::Error { msg }, _)) => return Err(Error::msg(msg)),
+            Some((m, _)) => return Err(Error::msg(format!("container init sent {m:?} out of turn"))),
+            None if seccomp_profile.is_some() => {
+                return Err(Error::msg("container init died after loading its seccomp filter").with_hint(
+                    "the profile must allow what the runtime does before exec: sendto, openat, write, close, execve",
+                ))
+            }
+            None => return Err(Error::msg("container init died before it was ready")),
+        }
+    })?;
 
     // The init may have been reparented and restarted its clock: take its start time again.
     st.pid_start = state::proc_start_time(pid)

@@ -42,7 +42,14 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
         ));
     }
     let spec = c.spec()?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let seccomp = profile.as_ref().map(crate::seccomp::compile).transpose()?;
     let init = Pid::from_raw(c.state.pid);
+    // exec changes nothing in the container's state: release its lock, so that a `resume`
+    // can thaw a paused container this exec waits on (--ignore-paused).
+    let state = c.state.clone();
+    let cgroup = state.cgroup.clone();
+    drop(c);
     let ns = namespaces::of_process(init, &spec)?;
     let has_user_ns = ns.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
     let root_dir =
@@ -76,6 +83,10 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                         let setgroups = !has_user_ns
                             || std::fs::read_to_string("/proc/self/setgroups")
                                 .map_or(true, |s| s.trim() == "allow");
+                        let nnp = o.process.no_new_privileges() == Some(true);
+                        if !nnp {
+                            crate::seccomp::apply(seccomp.as_ref(), &child)?;
+                        }
                         let in_cwd = process::try_enter_cwd(&o.process);
                         process::become_user(&o.process, setgroups)?;
                         if !in_cwd {
@@ -83,6 +94,9 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                         }
                         let program = process::find_program(&args[0], &env)?;
                         process::prepare_fds(o.preserve_fds)?;
+                        if nnp {
+                            crate::seccomp::apply(seccomp.as_ref(), &child)?;
+                        }
                         sys::reset_signals();
                         Err(process::exec(&program, &args, &env))
                     }),
@@ -97,8 +111,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     };
     drop(child);
     let result = (|| {
-        c.state
-            .cgroup
+        cgroup
             .add(intermediate)
             .map_err(|e| e.context("join cgroup"))?;
         parent.send(&Msg::Go)?;
@@ -108,10 +121,21 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
             _ => return Err(Error::msg("exec: intermediate process died")),
         };
         // End of file: the process exec'd (the channel is close-on-exec).
-        match parent.recv()? {
-            None => Ok(pid),
-            Some(Msg::Error { msg }) => Err(Error::msg(msg)),
-            Some(m) => Err(Error::msg(format!("exec: unexpected {m:?}"))),
+        loop {
+            match parent.recv_with_fd()? {
+                None => return Ok(pid),
+                Some((Msg::SeccompListener, Some(fd))) => {
+                    let mut st = state.to_json(crate::state::Status::Running);
+                    st["pid"] = pid.as_raw().into();
+                    crate::seccomp::send_to_agent(
+                        profile.as_ref().expect("listener from a profile"),
+                        &fd,
+                        &st,
+                    )?;
+                }
+                Some((Msg::Error { msg }, _)) => return Err(Error::msg(msg)),
+                Some((m, _)) => return Err(Error::msg(format!("exec: unexpected {m:?}"))),
+            }
         }
     })();
     let _ = waitpid(intermediate, None);

@@ -1,0 +1,533 @@
+//! `linux.seccomp`: compiles the profile to a classic BPF program and loads it.
+//!
+//! seccompiler (our first choice) gives one match action per filter, so a profile with
+//! per-syscall actions, errno values, NOTIFY and several architectures would have to be split
+//! into stacked filters, which changes NOTIFY's semantics and multiplies the per-syscall cost.
+//! A profile is a short linear program, so husk emits it directly, in libseccomp's shape:
+//! check the architecture, load the syscall number, one block per syscall whose rules are
+//! tried in order, and the default action.
+
+mod syscalls;
+
+use std::os::fd::OwnedFd;
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+
+use crate::error::{Error, Result};
+
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_KILL_THREAD: u32 = 0;
+const RET_TRAP: u32 = 0x0003_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const RET_TRACE: u32 = 0x7ff0_0000;
+const RET_LOG: u32 = 0x7ffc_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const JGT_K: u16 = 0x25;
+const JGE_K: u16 = 0x35;
+const JA: u16 = 0x05;
+const RET_K: u16 = 0x06;
+const AND_K: u16 = 0x54;
+
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+fn off_arg(i: usize, high: bool) -> u32 {
+    16 + 8 * i as u32 + if high { 4 } else { 0 }
+}
+
+pub const FLAG_TSYNC: u32 = 1;
+pub const FLAG_LOG: u32 = 2;
+pub const FLAG_SPEC_ALLOW: u32 = 4;
+pub const FLAG_NEW_LISTENER: u32 = 8;
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// A compiled profile, ready for seccomp(2).
+#[derive(Debug)]
+pub struct Filter {
+    pub program: Vec<libc::sock_filter>,
+    pub flags: u32,
+    /// Whether some rule notifies a listener: loading returns the listener fd.
+    pub notify: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    Next,
+    Label(usize),
+}
+
+struct Asm {
+    insns: Vec<(u16, Target, Target, u32)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Asm {
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn bind(&mut self, l: usize) {
+        self.labels[l] = Some(self.insns.len());
+    }
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.insns.push((code, Target::Next, Target::Next, k));
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: Target, jf: Target) {
+        self.insns.push((code, jt, jf, k));
+    }
+    fn ja(&mut self, l: usize) {
+        self.insns.push((JA, Target::Label(l), Target::Next, 0));
+    }
+    fn finish(self) -> Result<Vec<libc::sock_filter>> {
+        let mut out = Vec::with_capacity(self.insns.len());
+        for (pos, (code, jt, jf, k)) in self.insns.iter().enumerate() {
+            let rel = |t: &Target| -> Result<u32> {
+                match t {
+                    Target::Next => Ok(0),
+                    Target::Label(l) => {
+                        let dest = self.labels[*l].expect("label bound");
+                        Ok((dest - pos - 1) as u32)
+                    }
+                }
+            };
+            let (jt, jf) = (rel(jt)?, rel(jf)?);
+            if *code == JA {
+                out.push(libc::sock_filter {
+                    code: *code,
+                    jt: 0,
+                    jf: 0,
+                    k: jt,
+                });
+                continue;
+            }
+            if jt > 255 || jf > 255 {
+                return Err(Error::msg(
+                    "linux.seccomp: a rule is too large for a BPF conditional jump",
+                ));
+            }
+            out.push(libc::sock_filter {
+                code: *code,
+                jt: jt as u8,
+                jf: jf as u8,
+                k: *k,
+            });
+        }
+        if out.len() > 4096 {
+            return Err(Error::msg(format!("linux.seccomp: the profile compiles to {} BPF instructions; the kernel allows 4096", out.len())));
+        }
+        Ok(out)
+    }
+}
+
+fn action_ret(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
+    let data = |default: u32| errno.unwrap_or(default) & 0xffff;
+    match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,
+        LinuxSeccompAction::ScmpActKillProcess => RET_KILL_PROCESS,
+        LinuxSeccompAction::ScmpActTrap => RET_TRAP,
+        LinuxSeccompAction::ScmpActErrno => RET_ERRNO | data(libc::EPERM as u32),
+        LinuxSeccompAction::ScmpActTrace => RET_TRACE | data(libc::EPERM as u32),
+        LinuxSeccompAction::ScmpActNotify => RET_USER_NOTIF,
+        LinuxSeccompAction::ScmpActLog => RET_LOG,
+        LinuxSeccompAction::ScmpActAllow => RET_ALLOW,
+    }
+}
+
+struct ArchTable {
+    table: &'static [(&'static str, u32)],
+    /// 32-bit ABIs pass 32-bit arguments: only the low words are compared.
+    wide: bool,
+}
+
+fn arch_table(a: Arch) -> Option<ArchTable> {
+    match a {
+        Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Some(ArchTable {
+            table: syscalls::X86_64,
+            wide: true,
+        }),
+        Arch::ScmpArchX86 => Some(ArchTable {
+            table: syscalls::X86,
+            wide: false,
+        }),
+        Arch::ScmpArchX32 => Some(ArchTable {
+            table: syscalls::X32,
+            wide: true,
+        }),
+        _ => None,
+    }
+}
+
+fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
+    table
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .ok()
+        .map(|i| table[i].1)
+}
+
+pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
+    let default = action_ret(s.default_action(), s.default_errno_ret());
+    let mut notify = s.default_action() == LinuxSeccompAction::ScmpActNotify;
+    let mut archs: Vec<Arch> = s.architectures().clone().unwrap_or_default();
+    if archs.is_empty() {
+        archs.push(Arch::ScmpArchNative);
+    }
+    let mut native = false;
+    let mut x86 = false;
+    let mut x32 = false;
+    for a in &archs {
+        match a {
+            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => native = true,
+            Arch::ScmpArchX86 => x86 = true,
+            Arch::ScmpArchX32 => x32 = true,
+            // Architectures this kernel cannot run are irrelevant to the filter (as libseccomp).
+            _ => {}
+        }
+    }
+    for sc in s.syscalls().iter().flatten() {
+        notify |= sc.action() == LinuxSeccompAction::ScmpActNotify;
+        for a in sc.args().iter().flatten() {
+            if a.index() > 5 {
+                return Err(Error::msg(format!(
+                    "linux.seccomp: argument index {} of {:?} is out of range (0-5)",
+                    a.index(),
+                    sc.names()
+                )));
+            }
+        }
+    }
+
+    let mut asm = Asm {
+        insns: Vec::new(),
+        labels: Vec::new(),
+    };
+    let sec_native = asm.label();
+    let sec_x86 = asm.label();
+    let sec_x32 = asm.label();
+    asm.stmt(LD_W_ABS, OFF_ARCH);
+    if native || x32 {
+        let skip = asm.label();
+        asm.jump(JEQ_K, AUDIT_ARCH_X86_64, Target::Next, Target::Label(skip));
+        asm.ja(sec_native);
+        asm.bind(skip);
+    }
+    if x86 {
+        let skip = asm.label();
+        asm.jump(JEQ_K, AUDIT_ARCH_I386, Target::Next, Target::Label(skip));
+        asm.ja(sec_x86);
+        asm.bind(skip);
+    }
+    // An architecture the profile does not list must not be a way around it.
+    asm.stmt(RET_K, RET_KILL_PROCESS);
+
+    let sections: [(bool, usize, Arch); 3] = [
+        (native || x32, sec_native, Arch::ScmpArchX86_64),
+        (x86, sec_x86, Arch::ScmpArchX86),
+        (x32, sec_x32, Arch::ScmpArchX32),
+    ];
+    for (wanted, label, arch) in sections {
+        if !wanted {
+            continue;
+        }
+        let t = arch_table(arch).expect("x86 family");
+        asm.bind(label);
+        asm.stmt(LD_W_ABS, OFF_NR);
+        if arch == Arch::ScmpArchX86_64 {
+            // x32 syscalls arrive with the x86-64 audit arch and the x32 bit set.
+            let not_x32 = asm.label();
+            asm.jump(JGE_K, X32_SYSCALL_BIT, Target::Next, Target::Label(not_x32));
+            if x32 {
+                asm.ja(sec_x32);
+            } else {
+                asm.stmt(RET_K, RET_KILL_PROCESS);
+            }
+            asm.bind(not_x32);
+            if !native {
+                asm.stmt(RET_K, RET_KILL_PROCESS);
+                continue;
+            }
+        }
+        emit_rules(&mut asm, s, &t)?;
+        // Syscalls newer than this table get ENOSYS, so that libc falls back (clone3 → clone)
+        // instead of failing on the profile's default errno.
+        if !matches!(
+            s.default_action(),
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        ) {
+            let max = t.table.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            let known = asm.label();
+            asm.jump(JGT_K, max, Target::Next, Target::Label(known));
+            asm.stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32);
+            asm.bind(known);
+        }
+        asm.stmt(RET_K, default);
+    }
+    let program = asm.finish()?;
+
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+        };
+    }
+    if notify {
+        flags |= FLAG_NEW_LISTENER;
+        // TSYNC and a listener cannot be asked for together (without TSYNC_ESRCH).
+        flags &= !FLAG_TSYNC;
+    }
+    Ok(Filter {
+        program,
+        flags,
+        notify,
+    })
+}
+
+/// One block per syscall named in the profile: its rules in order, each a list of argument
+/// conditions and an action; a syscall whose rules all fail falls to the default action.
+fn emit_rules(asm: &mut Asm, s: &LinuxSeccomp, t: &ArchTable) -> Result<()> {
+    let mut by_nr: Vec<(u32, Vec<(&oci_spec::runtime::LinuxSyscall, u32)>)> = Vec::new();
+    for sc in s.syscalls().iter().flatten() {
+        let ret = action_ret(sc.action(), sc.errno_ret());
+        for name in sc.names() {
+            // Names this architecture lacks are skipped, as runc does.
+            let Some(nr) = lookup(t.table, name) else {
+                continue;
+            };
+            match by_nr.iter_mut().find(|(n, _)| *n == nr) {
+                Some((_, rules)) => rules.push((sc, ret)),
+                None => by_nr.push((nr, vec![(sc, ret)])),
+            }
+        }
+    }
+    let default = action_ret(s.default_action(), s.default_errno_ret());
+    for (nr, rules) in by_nr {
+        // The common case (Docker's profile is nearly all of it): an unconditional first rule.
+        if rules[0].0.args().as_ref().is_none_or(|a| a.is_empty()) {
+            let next_syscall = asm.label();
+            asm.jump(JEQ_K, nr, Target::Next, Target::Label(next_syscall));
+            asm.stmt(RET_K, rules[0].1);
+            asm.bind(next_syscall);
+            continue;
+        }
+        let next_syscall = asm.label();
+        asm.jump(JEQ_K, nr, Target::Next, Target::Label(next_syscall));
+        for (sc, ret) in rules {
+            let next_rule = asm.label();
+            for a in sc.args().iter().flatten() {
+                emit_condition(asm, a, t.wide, next_rule);
+            }
+            asm.stmt(RET_K, ret);
+            asm.bind(next_rule);
+        }
+        // A failed rule's conditions clobbered the accumulator, but every path that gets here
+        // returns; a mismatched syscall number skips the block with the number still loaded.
+        asm.stmt(RET_K, default);
+        asm.bind(next_syscall);
+    }
+    Ok(())
+}
+
+/// Falls through when the condition holds, jumps to `fail` when it does not.
+fn emit_condition(asm: &mut Asm, a: &oci_spec::runtime::LinuxSeccompArg, wide: bool, fail: usize) {
+    let (v, i) = (a.value(), a.index());
+    let (hi, lo) = ((v >> 32) as u32, v as u32);
+    let pass = asm.label();
+    let f = Target::Label(fail);
+    let p = Target::Label(pass);
+    let n = Target::Next;
+    match a.op() {
+        LinuxSeccompOperator::ScmpCmpEq => {
+            if wide {
+                asm.stmt(LD_W_ABS, off_arg(i, true));
+                asm.jump(JEQ_K, hi, n, f);
+            }
+            asm.stmt(LD_W_ABS, off_arg(i, false));
+            asm.jump(JEQ_K, lo, n, f);
+        }
+        LinuxSeccompOperator::ScmpCmpNe => {
+            if wide {
+                asm.stmt(LD_W_ABS, off_arg(i, true));
+                asm.jump(JEQ_K, hi, n, p);
+            }
+            asm.stmt(LD_W_ABS, off_arg(i, false));
+            asm.jump(JEQ_K, lo, f, n);
+        }
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            let want = a.value_two().unwrap_or(0);
+            if wide {
+                asm.stmt(LD_W_ABS, off_arg(i, true));
+                asm.stmt(AND_K, hi);
+                asm.jump(JEQ_K, (want >> 32) as u32, n, f);
+            }
+            asm.stmt(LD_W_ABS, off_arg(i, false));
+            asm.stmt(AND_K, lo);
+            asm.jump(JEQ_K, want as u32, n, f);
+        }
+        op @ (LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe) => {
+            let code = if op == LinuxSeccompOperator::ScmpCmpGt {
+                JGT_K
+            } else {
+                JGE_K
+            };
+            if wide {
+                asm.stmt(LD_W_ABS, off_arg(i, true));
+                asm.jump(JGT_K, hi, p, n);
+                asm.jump(JEQ_K, hi, n, f);
+            }
+            asm.stmt(LD_W_ABS, off_arg(i, false));
+            asm.jump(code, lo, n, f);
+        }
+        op @ (LinuxSeccompOperator::ScmpCmpLt | LinuxSeccompOperator::ScmpCmpLe) => {
+            // a < v is !(a >= v); a <= v is !(a > v).
+            let code = if op == LinuxSeccompOperator::ScmpCmpLt {
+                JGE_K
+            } else {
+                JGT_K
+            };
+            if wide {
+                asm.stmt(LD_W_ABS, off_arg(i, true));
+                asm.jump(JGT_K, hi, f, n);
+                asm.jump(JEQ_K, hi, n, p);
+            }
+            asm.stmt(LD_W_ABS, off_arg(i, false));
+            asm.jump(code, lo, f, n);
+        }
+    }
+    asm.bind(pass);
+}
+
+/// Loads the filter into this process; with a NOTIFY rule, returns the listener fd.
+pub fn load(f: &Filter) -> Result<Option<OwnedFd>> {
+    crate::sys::seccomp_load(&f.program, f.flags).map_err(|e| {
+        let err = Error::sys(
+            format!(
+                "linux.seccomp: load filter of {} instructions (flags {:#x})",
+                f.program.len(),
+                f.flags
+            ),
+            e,
+        );
+        match e {
+            nix::errno::Errno::EACCES => {
+                err.with_hint("loading a filter needs noNewPrivileges or CAP_SYS_ADMIN")
+            }
+            nix::errno::Errno::EINVAL => {
+                err.with_hint("does this kernel support every flag and action asked for?")
+            }
+            _ => err,
+        }
+    })
+}
+
+/// Hands a NOTIFY listener to the agent at `linux.seccomp.listenerPath`, with the container's
+/// state, in the message format runc uses (runc's seccompagent reads it).
+pub fn send_to_agent(
+    s: &LinuxSeccomp,
+    listener: &OwnedFd,
+    state: &serde_json::Value,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some(path) = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Err(Error::msg(
+            "linux.seccomp: a SCMP_ACT_NOTIFY rule needs listenerPath",
+        ));
+    };
+    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        Error::io(
+            format!("linux.seccomp.listenerPath: connect to {}", path.display()),
+            &e,
+        )
+    })?;
+    let msg = serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": state["pid"],
+        "metadata": s.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    });
+    crate::console::send_fd(stream.as_raw_fd(), listener.as_raw_fd(), &msg.to_string())
+        .map_err(|e| e.context(format!("linux.seccomp.listenerPath {}", path.display())))
+}
+
+/// Loads the filter in a container process; a NOTIFY listener goes to the runtime over `ch`,
+/// which hands it to the agent.
+pub fn apply(f: Option<&Filter>, ch: &crate::sync::Channel) -> Result<()> {
+    let Some(f) = f else { return Ok(()) };
+    if let Some(listener) = load(f)? {
+        ch.send_fd(&crate::sync::Msg::SeccompListener, &listener)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn tables_are_sorted_and_know_common_syscalls() {
+        for t in [syscalls::X86_64, syscalls::X86, syscalls::X32] {
+            assert!(t.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+        assert_eq!(lookup(syscalls::X86_64, "read"), Some(0));
+        assert_eq!(lookup(syscalls::X86_64, "mkdir"), Some(83));
+        assert_eq!(lookup(syscalls::X86, "mkdir"), Some(39));
+        assert_eq!(lookup(syscalls::X86_64, "no_such_call"), None);
+    }
+
+    #[test]
+    fn compiles_actions_conditions_and_arches() {
+        let f = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 6,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["read", "write", "unknown_call"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}
+            ]
+        })))
+        .unwrap();
+        assert!(f.notify);
+        assert_eq!(f.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
+        assert!(
+            f.program.len() > 20 && f.program.len() < 200,
+            "{}",
+            f.program.len()
+        );
+        assert_eq!(f.program.last().unwrap().k, RET_ERRNO | 6);
+    }
+
+    #[test]
+    fn docker_sized_profile_compiles_fast_and_fits() {
+        let names: Vec<&str> = syscalls::X86_64.iter().map(|(n, _)| *n).take(340).collect();
+        let p = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+        }));
+        let t = std::time::Instant::now();
+        let f = compile(&p).unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
+        assert!(f.program.len() < 4096);
+    }
+}

@@ -1,0 +1,162 @@
+//! linux.seccomp: actions, errno values, argument conditions, and a NOTIFY listener handed to
+//! an agent — each seen from inside a container.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use spec_tests::*;
+
+fn with_profile(name: &str, script: &str, profile: Value) -> Ctx {
+    let mut c = Ctx::new(name, &["sh", "-c", script]);
+    c.config()["root"]["readonly"] = json!(false);
+    c.config()["linux"]["seccomp"] = profile;
+    c
+}
+
+#[test]
+fn errno_action_with_errno_ret_and_argument_conditions() {
+    let c = with_profile(
+        "errno",
+        "mkdir /tmp/x 2>&1; kill -USR1 $$ 2>&1; kill -0 $$ && echo probe-ok",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }),
+    );
+    let out = c.run_ok();
+    assert!(out.contains("No such device or address"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.ends_with("probe-ok\n"), "{out}");
+}
+
+/// Every x86-64 syscall name the kernel headers know.
+fn all_syscalls() -> Vec<String> {
+    let h = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+        .expect("linux-libc-dev headers");
+    h.lines()
+        .filter_map(|l| l.strip_prefix("#define __NR_"))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn default_errno_ret_applies_to_everything_not_allowed() {
+    let allowed: Vec<String> = all_syscalls()
+        .into_iter()
+        .filter(|n| n != "mkdir" && n != "mkdirat")
+        .collect();
+    let c = with_profile(
+        "defaulterrno",
+        "echo start; mkdir /tmp/y 2>&1; echo done",
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 6, "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}),
+    );
+    let out = c.run_ok();
+    assert!(
+        out.starts_with("start\n")
+            && out.contains("No such device or address")
+            && out.ends_with("done\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn kill_process_action_kills_with_sigsys() {
+    let c = with_profile(
+        "kill",
+        "mkdir /tmp/z; echo status=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
+    );
+    // The mkdir child dies by SIGSYS (31): the shell reports 128+31.
+    assert_eq!(c.run_ok(), "status=159\n");
+}
+
+#[test]
+fn filter_applies_to_exec_too() {
+    let c = with_profile(
+        "execfilter",
+        "sleep 100",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6}]}),
+    );
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let out = c.husk(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "mkdir /tmp/e 2>&1; grep Seccomp: /proc/self/status",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("No such device or address") && text.contains("Seccomp:\t2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn notify_listener_reaches_the_agent_with_state_and_metadata() {
+    let mut c = with_profile("notify", "mkdir /tmp/n 2>&1; echo done", json!(null));
+    let sock = c.root.parent().unwrap().join("agent.sock");
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(&sock).unwrap();
+    c.config()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "meta-42",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for m in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(f) = m {
+                // SAFETY (test): the kernel installed this fd for us.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(f[0]) });
+            }
+        }
+        let n = msg.bytes;
+        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        // Closing the listener makes the notified syscall fail with ENOSYS.
+        drop(fd.expect("listener fd"));
+        v
+    });
+    let out = c.run_ok();
+    let v = agent.join().unwrap();
+    assert_eq!(v["metadata"], "meta-42");
+    assert_eq!(v["fds"], json!(["seccompFd"]));
+    assert_eq!(v["state"]["id"], c.id.as_str());
+    assert!(v["pid"].as_i64().unwrap() > 0);
+    assert!(
+        out.contains("Function not implemented") && out.ends_with("done\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_profile_fails_create_cleanly() {
+    let c = with_profile(
+        "badprofile",
+        "true",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let out = c.create();
+    assert_one_line_error(&out, &["seccomp", "index 9"]);
+    c.assert_no_residue();
+}
