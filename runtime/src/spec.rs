@@ -89,20 +89,12 @@ fn validate(spec: &Spec) -> Result<()> {
 pub fn warn_unsupported(spec: &Spec) {
     let mut missing = Vec::new();
     if let Some(linux) = spec.linux() {
-        if let Some(r) = linux.resources() {
-            let limits = [
-                r.memory().is_some(),
-                r.cpu().is_some(),
-                r.pids().is_some(),
-                r.block_io().is_some(),
-                r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
-                r.network().is_some(),
-                r.rdma().is_some(),
-                r.unified().as_ref().is_some_and(|u| !u.is_empty()),
-            ];
-            if limits.iter().any(|x| *x) {
-                missing.push("linux.resources (limits other than devices)");
-            }
+        if linux
+            .resources()
+            .as_ref()
+            .is_some_and(|r| r.rdma().as_ref().is_some_and(|m| !m.is_empty()))
+        {
+            missing.push("linux.resources.rdma");
         }
         if linux.intel_rdt().is_some() {
             missing.push("linux.intelRdt");

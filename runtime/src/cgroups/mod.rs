@@ -245,6 +245,12 @@ impl Placement {
             if let (Some(dir), false) = (pl.v1_dir("devices"), rootless) {
                 v1::apply_devices(dir, spec)?;
             }
+            if let (Layout::Unified, Some(dir), Some(m)) = (pl.layout, &pl.v2, unified) {
+                v2::enable_controllers(&m.mountpoint, dir)?;
+            }
+            if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+                pl.apply(r)?;
+            }
             Ok(())
         })();
         match result {
@@ -274,6 +280,16 @@ impl Placement {
             }
         }
         Ok(())
+    }
+
+    /// Writes `linux.resources` (all but devices) into the container's cgroups: at create,
+    /// and again for `update`.
+    pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        match (self.layout, &self.v2) {
+            (Layout::Unified, Some(dir)) => v2::apply_resources(dir, r),
+            (Layout::Unified, None) => Ok(()),
+            _ => v1::apply_resources(self, r),
+        }
     }
 
     pub fn v1_dir(&self, controller: &str) -> Option<&Path> {

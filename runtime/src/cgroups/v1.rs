@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use crate::error::{Context, Error, Result};
 
@@ -131,6 +131,190 @@ pub fn inherit_cpuset(mountpoint: &Path, dir: &Path) -> Result<()> {
             }
         }
         parent = child;
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
+    let p = dir.join(file);
+    let v = value.to_string();
+    fs::write(&p, &v).ctx(|| format!("write {v:?} to {}", p.display()))
+}
+
+/// `linux.resources` on v1 hierarchies (each controller in its own directory).
+pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> {
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(Error::msg(
+            "linux.resources.unified: needs cgroup v2, but this host runs cgroup v1",
+        )
+        .with_hint("remove the unified map or run on a cgroup v2 host"));
+    }
+    let dir = |c: &str| {
+        pl.v1_dir(c).ok_or_else(|| {
+            Error::msg(format!(
+                "linux.resources: the {c} cgroup controller is not mounted"
+            ))
+        })
+    };
+    if let Some(m) = r.memory() {
+        let d = dir("memory")?;
+        // memsw must stay >= limit at every step: raise memsw first when growing, last when
+        // shrinking, as runc does.
+        let cur = fs::read_to_string(d.join("memory.limit_in_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        let limit = m.limit();
+        let swap = m.swap();
+        let grows = match (limit, cur) {
+            (Some(l), Some(c)) => l == -1 || l > c,
+            _ => true,
+        };
+        if grows {
+            if let Some(s) = swap {
+                write(d, "memory.memsw.limit_in_bytes", s)?;
+            }
+            if let Some(l) = limit {
+                write(d, "memory.limit_in_bytes", l)?;
+            }
+        } else {
+            if let Some(l) = limit {
+                write(d, "memory.limit_in_bytes", l)?;
+            }
+            if let Some(s) = swap {
+                write(d, "memory.memsw.limit_in_bytes", s)?;
+            }
+        }
+        if let Some(v) = m.reservation() {
+            write(d, "memory.soft_limit_in_bytes", v)?;
+        }
+        if let Some(v) = m.kernel_tcp() {
+            write(d, "memory.kmem.tcp.limit_in_bytes", v)?;
+        }
+        if let Some(v) = m.swappiness() {
+            if v > 100 {
+                return Err(Error::msg(format!(
+                    "linux.resources.memory.swappiness {v}: must be 0-100"
+                )));
+            }
+            write(d, "memory.swappiness", v)?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(d, "memory.oom_control", 1)?;
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.realtime_runtime().is_some()
+            || c.realtime_period().is_some()
+        {
+            let d = dir("cpu")?;
+            if let Some(v) = c.shares() {
+                write(d, "cpu.shares", v)?;
+            }
+            if let Some(v) = c.period() {
+                write(d, "cpu.cfs_period_us", v)?;
+            }
+            if let Some(v) = c.quota() {
+                write(d, "cpu.cfs_quota_us", v)?;
+            }
+            if let Some(v) = c.burst() {
+                write(d, "cpu.cfs_burst_us", v)?;
+            }
+            if let Some(v) = c.realtime_period() {
+                write(d, "cpu.rt_period_us", v)?;
+            }
+            if let Some(v) = c.realtime_runtime() {
+                write(d, "cpu.rt_runtime_us", v)?;
+            }
+        }
+        if c.cpus().as_ref().is_some_and(|s| !s.is_empty())
+            || c.mems().as_ref().is_some_and(|s| !s.is_empty())
+        {
+            let d = dir("cpuset")?;
+            if let Some(v) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
+                write(d, "cpuset.cpus", v)?;
+            }
+            if let Some(v) = c.mems().as_ref().filter(|s| !s.is_empty()) {
+                write(d, "cpuset.mems", v)?;
+            }
+        }
+    }
+    if let Some(p) = r.pids() {
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
+        write(dir("pids")?, "pids.max", v)?;
+    }
+    if let Some(b) = r.block_io() {
+        let d = dir("blkio")?;
+        if let Some(w) = b.weight() {
+            write(d, "blkio.weight", w)?;
+        }
+        if let Some(w) = b.leaf_weight() {
+            write(d, "blkio.leaf_weight", w)?;
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                write(
+                    d,
+                    "blkio.weight_device",
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
+            }
+            if let Some(w) = wd.leaf_weight() {
+                write(
+                    d,
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
+            }
+        }
+        let throttles = [
+            (
+                "blkio.throttle.read_bps_device",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                b.throttle_write_iops_device(),
+            ),
+        ];
+        for (file, list) in throttles {
+            for t in list.iter().flatten() {
+                write(d, file, format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        write(
+            dir("hugetlb")?,
+            &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            h.limit(),
+        )?;
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            write(dir("net_cls")?, "net_cls.classid", id)?;
+        }
+        for p in n.priorities().iter().flatten() {
+            write(
+                dir("net_prio")?,
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            )?;
+        }
     }
     Ok(())
 }

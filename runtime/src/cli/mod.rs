@@ -13,6 +13,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,8 @@ enum Command {
     Spec(spec::Args),
     /// Print the features this runtime supports, as JSON.
     Features(features::Args),
+    /// Change a running container's resource limits.
+    Update(update::Args),
 }
 
 pub struct Global {
@@ -298,6 +301,7 @@ fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
         Command::Resume(a) => (format!("resume {}", a.id), pause::run(g, a, false)),
         Command::Spec(a) => ("spec".into(), spec::run(a)),
         Command::Features(a) => ("features".into(), features::run(a)),
+        Command::Update(a) => (format!("update {}", a.id), update::run(g, a)),
     }
 }
 

@@ -1,0 +1,103 @@
+//! linux.resources and `update`: limits seen from inside the container, on v1 or v2.
+
+use spec_tests::*;
+
+fn v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Shell that prints one value per line: memory limit, pids limit, cpu weight-or-shares.
+fn probe() -> &'static str {
+    if v2() {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares"
+    }
+}
+
+#[test]
+fn memory_pids_and_cpu_limits_apply() {
+    let mut c = Ctx::new("limits", &["sh", "-c", probe()]);
+    c.config()["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    c.config()["linux"]["resources"]["pids"] = json!({"limit": 42});
+    c.config()["linux"]["resources"]["cpu"] = json!({"shares": 1024});
+    let shares = if v2() { "39" } else { "1024" };
+    assert_eq!(c.run_ok(), format!("67108864\n42\n{shares}\n"));
+}
+
+#[test]
+fn pids_limit_is_enforced() {
+    let mut c = Ctx::new(
+        "pidsmax",
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6; do sleep 5 & done 2>&1; echo end",
+        ],
+    );
+    c.config()["linux"]["resources"]["pids"] = json!({"limit": 3});
+    // The shell gives up when fork fails: its error is what matters.
+    let out = c.run();
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("can't fork") || text.contains("Resource temporarily unavailable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let mut c = Ctx::new("update", &["sleep", "100"]);
+    c.config()["linux"]["resources"]["pids"] = json!({"limit": 10});
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let out = c.husk(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "20",
+        "--cpu-share",
+        "512",
+        &c.id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = || stdout(&c.husk(&["exec", &c.id, "sh", "-c", probe()]));
+    let shares = if v2() { "20" } else { "512" };
+    assert_eq!(read(), format!("134217728\n20\n{shares}\n"));
+    // containerd's form: a LinuxResources document on stdin.
+    let mut child = c
+        .cmd(&["update", "--resources", "-", &c.id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"pids": {"limit": 33}}"#)
+        .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(), format!("134217728\n33\n{shares}\n"));
+    // The new limits are kept for later updates.
+    let out = c.husk(&["update", "--memory", "64m", &c.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read(), format!("67108864\n33\n{shares}\n"));
+}
+
+#[test]
+fn bad_update_value_is_refused() {
+    let c = Ctx::new("badupdate", &["sleep", "100"]);
+    c.create_ok();
+    let out = c.husk(&["update", "--memory", "lots", &c.id]);
+    assert_one_line_error(&out, &["--memory", "lots"]);
+}
+
+#[test]
+fn unified_map_on_cgroup_v1_is_refused() {
+    if v2() {
+        return;
+    }
+    let mut c = Ctx::new("unifiedv1", &["true"]);
+    c.config()["linux"]["resources"]["unified"] = json!({"memory.max": "1000000"});
+    let out = c.create();
+    assert_one_line_error(&out, &["unified", "cgroup v1"]);
+    c.assert_no_residue();
+}
