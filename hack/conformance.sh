@@ -69,16 +69,27 @@ husk=$work/bin/runc
 files=$(cd "$tree/tests/integration" && ls ./*.bats | sed 's|^\./||')
 if [ $# -gt 0 ]; then files=$(echo "$files" | grep -E "$1" || true); fi
 tap=$work/results.tap
-# A hung test must not hang CI: the whole suite gets 25 minutes.
-(cd "$tree" && RUNC=$husk timeout -k 10 1500 script -qec "bats -t $(echo "$files" | sed 's|^|tests/integration/|' | tr '\n' ' ')" /dev/null) \
-	| tr -d '\r' >"$tap" || true
+: >"$tap"
+# One file at a time, each with its own time limit: a test that hangs (or leaves a helper
+# holding bats' output open) costs its file, not the run.
+for f in $files; do
+	set +e
+	(cd "$tree" && RUNC=$husk timeout -k 10 300 script -qec "bats -t tests/integration/$f" /dev/null) |
+		tr -d '\r' >>"$tap"
+	rc=${PIPESTATUS[0]}
+	set -e
+	if [ "$rc" -ge 124 ]; then echo "# $f: timed out (status $rc); its remaining tests did not run" >>"$tap"; fi
+	pkill -9 -f "$tree/tests/integration/../../contrib/cmd/" 2>/dev/null || true
+done
 
 # 5. Compare with the expected passes.
 expected=$repo/hack/conformance-expected-pass.txt
 passed=$(grep -E '^ok ' "$tap" | grep -v '# skip' | sed -E 's/^ok [0-9]+ //' | sort -u)
 failed=$(grep -E '^not ok ' "$tap" | sed -E 's/^not ok [0-9]+ //' | sort -u)
 skipped=$(grep -cE '^ok .*# skip' "$tap" || true)
-echo "runc bats suite with husk: $(echo -n "$passed" | grep -c '^' || true) passed, $(echo -n "$failed" | grep -c '^' || true) failed, $skipped skipped"
+npass=$(echo -n "$passed" | grep -c '^' || true)
+nfail=$(echo -n "$failed" | grep -c '^' || true)
+echo "runc bats suite with husk: $npass tests pass, $nfail do not (see hack/conformance-expected-fail.txt), $skipped skipped"
 regressions=$(comm -12 <(grep -v '^#' "$expected" | sed '/^$/d' | sort -u) <(echo "$failed"))
 new=$(comm -13 <(grep -v '^#' "$expected" | sed '/^$/d' | sort -u) <(echo "$passed"))
 if [ -n "$new" ] && [ $# -eq 0 ]; then

@@ -39,6 +39,13 @@ pub fn setup(socket: &OwnedFd, p: &Process, mount_console: bool) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| format!("open {name}"))?;
+    // The process owns its terminal; the group stays devpts' (gid=5, tty, in runc's spec).
+    nix::unistd::fchown(
+        &slave,
+        Some(nix::unistd::Uid::from_raw(p.user().uid())),
+        None,
+    )
+    .ctx(|| format!("chown {name} to uid {}", p.user().uid()))?;
     if mount_console {
         crate::rootfs::devices::mount_console(Path::new(&name))?;
     }

@@ -94,3 +94,24 @@ fn read_until(f: &mut std::fs::File, want: &str) -> String {
     }
     String::from_utf8_lossy(&text).into_owned()
 }
+
+#[test]
+fn foreground_run_with_a_terminal_gives_the_user_its_tty_even_with_a_readonly_dev() {
+    let mut c = Ctx::new(
+        "ttyowner",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%u %g' $(tty); test -t 1 && echo out-tty",
+        ],
+    );
+    c.config()["process"]["terminal"] = json!(true);
+    c.config()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    for m in c.config()["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let out = c.run_ok().replace('\r', "");
+    assert_eq!(out, "1000 5\nout-tty\n");
+}

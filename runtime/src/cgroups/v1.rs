@@ -44,11 +44,19 @@ fn rule(
 }
 
 fn cgroup_rule(d: &LinuxDeviceCgroup) -> String {
+    // Letters other than r, w and m mean nothing to the kernel (runc drops them too).
+    let access: String = d
+        .access()
+        .as_deref()
+        .unwrap_or("rwm")
+        .chars()
+        .filter(|c| "rwm".contains(*c))
+        .collect();
     rule(
         d.typ(),
         d.major(),
         d.minor(),
-        d.access().as_deref().unwrap_or("rwm"),
+        if access.is_empty() { "rwm" } else { &access },
     )
 }
 
@@ -145,7 +153,7 @@ fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
 pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::msg(
-            "linux.resources.unified: needs cgroup v2, but this host runs cgroup v1",
+            "invalid configuration: linux.resources.unified needs cgroup v2, but this host runs cgroup v1",
         )
         .with_hint("remove the unified map or run on a cgroup v2 host"));
     }

@@ -13,6 +13,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod unsupported;
 mod update;
 
 use std::path::PathBuf;
@@ -86,6 +87,12 @@ enum Command {
     Features(features::Args),
     /// Change a running container's resource limits.
     Update(update::Args),
+    /// Display container events and resource statistics (not implemented yet).
+    Events(unsupported::Args),
+    /// Checkpoint a running container with CRIU (not implemented yet).
+    Checkpoint(unsupported::Args),
+    /// Restore a container from a CRIU checkpoint (not implemented yet).
+    Restore(unsupported::Args),
 }
 
 pub struct Global {
@@ -302,6 +309,18 @@ fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
         Command::Spec(a) => ("spec".into(), spec::run(a)),
         Command::Features(a) => ("features".into(), features::run(a)),
         Command::Update(a) => (format!("update {}", a.id), update::run(g, a)),
+        Command::Events(a) => (
+            format!("events {}", a.id),
+            unsupported::run("events", "read the cgroup files directly for now"),
+        ),
+        Command::Checkpoint(a) => (
+            format!("checkpoint {}", a.id),
+            unsupported::run("checkpoint", "CRIU support is planned"),
+        ),
+        Command::Restore(a) => (
+            format!("restore {}", a.id),
+            unsupported::run("restore", "CRIU support is planned"),
+        ),
     }
 }
 

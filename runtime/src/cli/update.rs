@@ -16,13 +16,13 @@ pub struct Args {
     pub blkio_weight: Option<u16>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-burst")]
     pub cpu_burst: Option<u64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,

@@ -76,6 +76,10 @@ impl Rootfs<'_> {
             devices::create_symlinks(&self.path)?;
             devices::setup_ptmx(&self.path)?;
         }
+        // The terminal is bound on /dev/console after pivot_root, when /dev may be read-only.
+        if self.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+            mounts::make_mountpoint(&self.path.join("dev/console"), true)?;
+        }
         for dest in readonly_later {
             remount(&dest, MsFlags::MS_RDONLY, MsFlags::empty())?;
         }
@@ -281,7 +285,7 @@ fn check_proc_sys_dest(rootfs: &Path, m: &Mount) -> Result<()> {
     let p = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
     if fs::symlink_metadata(&p).is_ok_and(|md| md.file_type().is_symlink()) {
         return Err(Error::msg(format!(
-            "mount {}: the destination is a symlink in the rootfs; refusing to mount {} there",
+            "mount {}: {} must be mounted on ordinary directory, and this is a symlink in the rootfs",
             m.destination().display(),
             m.typ().as_deref().unwrap_or("")
         )));
