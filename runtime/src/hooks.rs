@@ -52,8 +52,13 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &serde_json::Value) -> Resu
     let Some(hooks) = hooks else { return Ok(()) };
     let state = state.to_string();
     for (i, h) in kind.select(hooks).iter().enumerate() {
-        run_one(h, &state)
-            .map_err(|e| e.context(format!("{} hook #{i} {}", kind.name(), h.path().display())))?;
+        run_one(h, &state).map_err(|e| {
+            e.context(format!(
+                "error running {} hook #{i} {}",
+                kind.name(),
+                h.path().display()
+            ))
+        })?;
     }
     Ok(())
 }

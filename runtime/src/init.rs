@@ -43,7 +43,11 @@ pub fn run_child(ch: &Channel, f: impl FnOnce() -> Result<()>) -> ! {
     let code = match f() {
         Ok(()) => 0,
         Err(e) => {
-            let _ = ch.send(&Msg::Error { msg: e.to_string() });
+            // After `Ready` the runtime has gone: the log (or the container's stderr) is the
+            // only place left to say why the container did not start.
+            if ch.send(&Msg::Error { msg: e.to_string() }).is_err() {
+                crate::log::error(&e.to_string());
+            }
             1
         }
     };

@@ -160,3 +160,31 @@ fn bad_profile_fails_create_cleanly() {
     assert_one_line_error(&out, &["seccomp", "index 9"]);
     c.assert_no_residue();
 }
+
+#[test]
+fn conditions_on_one_argument_are_alternatives() {
+    // runc reads several conditions on the same argument as "any of" (they could never all hold).
+    let c = with_profile(
+        "samearg",
+        "kill -USR1 $$ 2>&1; kill -USR2 $$ 2>&1; kill -0 $$ && echo probe-ok",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6, "args": [
+            {"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 12, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let out = c.run_ok();
+    assert_eq!(out.matches("No such device or address").count(), 2, "{out}");
+    assert!(out.ends_with("probe-ok\n"), "{out}");
+}
+
+#[test]
+fn notify_on_write_is_refused() {
+    let c = with_profile(
+        "notifywrite",
+        "true",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/none.sock", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    assert_one_line_error(
+        &c.create(),
+        &["SCMP_ACT_NOTIFY cannot be used for the write syscall"],
+    );
+    c.assert_no_residue();
+}

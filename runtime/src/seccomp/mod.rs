@@ -194,6 +194,15 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     }
     for sc in s.syscalls().iter().flatten() {
         notify |= sc.action() == LinuxSeccompAction::ScmpActNotify;
+        // The runtime writes the exec fifo after loading the filter: a notified write would
+        // wait on an agent that is waiting on us.
+        if sc.action() == LinuxSeccompAction::ScmpActNotify
+            && sc.names().iter().any(|n| n == "write")
+        {
+            return Err(Error::msg(
+                "linux.seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
         for a in sc.args().iter().flatten() {
             if a.index() > 5 {
                 return Err(Error::msg(format!(
@@ -323,12 +332,24 @@ fn emit_rules(asm: &mut Asm, s: &LinuxSeccomp, t: &ArchTable) -> Result<()> {
         let next_syscall = asm.label();
         asm.jump(JEQ_K, nr, Target::Next, Target::Label(next_syscall));
         for (sc, ret) in rules {
-            let next_rule = asm.label();
-            for a in sc.args().iter().flatten() {
-                emit_condition(asm, a, t.wide, next_rule);
+            let args: &[oci_spec::runtime::LinuxSeccompArg] =
+                sc.args().as_deref().unwrap_or_default();
+            // Conditions on different arguments must all hold; several conditions on one
+            // argument could never all hold, and runc reads them as alternatives.
+            let same_index = args.len() > 1 && args.iter().all(|a| a.index() == args[0].index());
+            let alternatives: Vec<&[oci_spec::runtime::LinuxSeccompArg]> = if same_index {
+                args.chunks(1).collect()
+            } else {
+                vec![args]
+            };
+            for conds in alternatives {
+                let next_rule = asm.label();
+                for a in conds {
+                    emit_condition(asm, a, t.wide, next_rule);
+                }
+                asm.stmt(RET_K, ret);
+                asm.bind(next_rule);
             }
-            asm.stmt(RET_K, ret);
-            asm.bind(next_rule);
         }
         // A failed rule's conditions clobbered the accumulator, but every path that gets here
         // returns; a mismatched syscall number skips the block with the number still loaded.
@@ -449,7 +470,10 @@ pub fn send_to_agent(
     };
     let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
         Error::io(
-            format!("linux.seccomp.listenerPath: connect to {}", path.display()),
+            format!(
+                "linux.seccomp.listenerPath: failed to connect with seccomp agent at {}",
+                path.display()
+            ),
             &e,
         )
     })?;
