@@ -43,11 +43,7 @@ pub fn run_child(ch: &Channel, f: impl FnOnce() -> Result<()>) -> ! {
     let code = match f() {
         Ok(()) => 0,
         Err(e) => {
-            // After `Ready` the runtime has gone: the log (or the container's stderr) is the
-            // only place left to say why the container did not start.
-            if ch.send(&Msg::Error { msg: e.to_string() }).is_err() {
-                crate::log::error(&e.to_string());
-            }
+            let _ = ch.send(&Msg::Error { msg: e.to_string() });
             1
         }
     };
@@ -97,6 +93,9 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
         .as_ref()
         .ok_or_else(|| Error::msg("config has no process"))?;
     nix::unistd::setsid().ctx(|| "setsid")?;
+    if ctx.plan.creates(LinuxNamespaceType::Network) {
+        sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
 
     let rootfs = Rootfs {
         spec,
@@ -157,15 +156,21 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
     }
 
     ch.send(&Msg::Ready)?;
-    wait_for_start(&ctx.fifo)?;
-
-    hooks::run(
-        Kind::StartContainer,
-        spec.hooks().as_ref(),
-        &hook_state(ctx, "created"),
-    )?;
-    sys::reset_signals();
-    Err(process::exec(&program, &args, &env))
+    // From here the runtime has returned: the log (or the container's stderr) is the only
+    // place left to say why the container did not start.
+    let started = (|| -> Result<std::convert::Infallible> {
+        wait_for_start(&ctx.fifo)?;
+        hooks::run(
+            Kind::StartContainer,
+            spec.hooks().as_ref(),
+            &hook_state(ctx, "created"),
+        )?;
+        sys::reset_signals();
+        Err(process::exec(&program, &args, &env))
+    })();
+    let Err(e) = started;
+    crate::log::error(&e.to_string());
+    Err(e)
 }
 
 /// runc creates a missing cwd inside the rootfs.

@@ -87,7 +87,9 @@ impl Channel {
             Some(m) => Err(Error::msg(format!(
                 "expected {want:?} on sync channel, got {m:?}"
             ))),
-            None => Err(Error::msg(format!("child exited before sending {want:?}"))),
+            None => Err(Error::msg(format!(
+                "the other side exited before sending {want:?}"
+            ))),
         }
     }
 

@@ -236,3 +236,26 @@ pub fn seccomp_load(
     }
     Ok(None)
 }
+
+/// Brings the loopback interface of this network namespace up (runc does the same for a new
+/// network namespace).
+pub fn loopback_up() -> nix::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket takes only integers; the fd is owned by `sock` from here on.
+    let raw = Errno::result(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: the kernel just returned this fd to us.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags of the ifreq we own for the duration of the call.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the flags member of the union is the one SIOCGIFFLAGS wrote.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own for the duration of the call.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}

@@ -9,9 +9,13 @@ fn new_pid_namespace_makes_the_process_pid_1() {
 }
 
 #[test]
-fn new_network_namespace_has_only_loopback() {
-    let c = Ctx::new("netns", &["sh", "-c", "ls /sys/class/net"]);
-    assert_eq!(c.run_ok(), "lo\n");
+fn new_network_namespace_has_only_loopback_and_it_is_up() {
+    // lo is up (flags IFF_UP|IFF_LOOPBACK), as with runc.
+    let c = Ctx::new(
+        "netns",
+        &["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/flags"],
+    );
+    assert_eq!(c.run_ok(), "lo\n0x9\n");
 }
 
 #[test]
