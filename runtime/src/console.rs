@@ -14,6 +14,19 @@ use oci_spec::runtime::Process;
 
 use crate::error::{Context, Error, Result};
 
+/// A connected pair for a foreground `run` or `exec` with a terminal: the container sends the
+/// pty master down one end, the runtime reads it from the other.
+pub fn local_pair() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair for the terminal")
+}
+
 /// Connects to the caller's console socket (before any namespace is entered).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let s = UnixStream::connect(path)

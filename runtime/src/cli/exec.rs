@@ -1,7 +1,6 @@
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::Process;
 
 use super::{bad_usage, Global};
@@ -162,13 +161,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let signals = crate::foreground::block_signals()?;
     let mut ours = None;
     if tty && o.console.is_none() {
-        let (x, y) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .ctx(|| "socketpair")?;
+        let (x, y) = crate::console::local_pair()?;
         o.console = Some(Console::Fd(y));
         ours = Some(x);
     }

@@ -1,10 +1,8 @@
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-
 use super::Global;
 use crate::container::{self, Console};
-use crate::error::{Context, Result};
+use crate::error::Result;
 
 #[derive(clap::Args)]
 #[group(id = "run_args")]
@@ -34,13 +32,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     .unwrap_or(false);
     // With a terminal and no console socket of the caller's, we hold the pty master ourselves.
     let (console, ours) = if spec_terminal && a.create.console_socket.is_none() {
-        let (x, y) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .ctx(|| "socketpair")?;
+        let (x, y) = crate::console::local_pair()?;
         (Some(Console::Fd(y)), Some(x))
     } else {
         (None, None)

@@ -249,7 +249,7 @@ fn make_exec_fifo(path: &Path) -> Result<File> {
 }
 
 /// go-runc reads the pid file as soon as it appears: write it whole, without a newline.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {

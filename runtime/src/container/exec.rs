@@ -141,7 +141,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     let _ = waitpid(intermediate, None);
     let pid = result?;
     if let Some(p) = &o.pid_file {
-        std::fs::write(p, pid.to_string()).ctx(|| format!("write pid file {}", p.display()))?;
+        super::create::write_pid_file(p, pid)?;
     }
     Ok(pid)
 }
