@@ -101,3 +101,72 @@ fn exec_into_a_stopped_container_or_a_missing_program_fails() {
     let out = c.husk(&["exec", &c.id, "true"]);
     assert_one_line_error_code(&out, 255, &["stopped"]);
 }
+
+#[test]
+fn exec_process_file_may_leave_out_user_and_cwd() {
+    // runc's Go types default them (root, /); scripts and the bats suite rely on it.
+    let c = running("execminimal");
+    let dir = c.root.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("min.json"),
+        r#"{"args": ["sh", "-c", "id -u; pwd"], "env": ["PATH=/bin"]}"#,
+    )
+    .unwrap();
+    let out = c.husk(&[
+        "exec",
+        "--process",
+        dir.join("min.json").to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_eq!(stdout(&out), "0\n/\n", "{}", stderr(&out));
+}
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        return; // the v1 form CONTROLLER:PATH is what this checks
+    }
+    let mut c = Ctx::new("execcg", &["sleep", "100"]);
+    let path = format!("/husk-execcg/{}", c.id);
+    c.config()["linux"]["cgroupsPath"] = json!(path);
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    std::fs::create_dir_all(format!("/sys/fs/cgroup/memory{path}/sub")).unwrap();
+    let out = c.husk(&[
+        "exec",
+        "--cgroup",
+        "memory:sub",
+        &c.id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with(&format!(":memory:{path}/sub"))),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.lines().any(|l| l.ends_with(&format!(":pids:{path}"))),
+        "{text}"
+    );
+    assert_one_line_error_code(
+        &c.husk(&["exec", "--cgroup", "..", &c.id, "true"]),
+        255,
+        &["not a sub cgroup path"],
+    );
+    assert_one_line_error_code(
+        &c.husk(&["exec", "--cgroup", "nope", &c.id, "true"]),
+        255,
+        &["nope/cgroup.procs"],
+    );
+    assert_one_line_error_code(
+        &c.husk(&["exec", "--cgroup", "whaaat:/", &c.id, "true"]),
+        255,
+        &["unknown controller"],
+    );
+    // delete removes the sub-cgroup the test made inside the container's.
+    assert!(c.husk(&["delete", "--force", &c.id]).status.success());
+    c.assert_no_residue();
+}

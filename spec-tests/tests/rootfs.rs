@@ -207,3 +207,38 @@ fn proc_over_a_symlink_is_refused() {
     assert_one_line_error(&out, &["/proc", "symlink"]);
     c.assert_no_residue();
 }
+
+#[test]
+fn no_pivot_leaves_no_host_proc_to_remount() {
+    // With the host's procfs still reachable below the chroot, a nested user+pid namespace
+    // could mount a fresh, unmasked /proc (runc's bats "--no-pivot must not expose bare /proc").
+    // Checked: with hide_host_proc_and_sys disabled this test fails ("mounted").
+    let mut c = Ctx::new(
+        "nopivotproc",
+        &[
+            "unshare",
+            "-mrpf",
+            "sh",
+            "-c",
+            "mount -t proc none /proc && echo mounted",
+        ],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        c.config()["process"]["capabilities"][set] =
+            json!(["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETFCAP"]);
+    }
+    c.bundle.write();
+    let b = c.bundle.dir.to_string_lossy().to_string();
+    let out = c.husk(&["run", "--no-pivot", "--bundle", &b, &c.id]);
+    assert!(
+        !stdout(&out).contains("mounted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Permission denied") || stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -315,6 +315,64 @@ impl Placement {
         Ok(())
     }
 
+    /// `exec --cgroup [CONTROLLERS:]PATH`: places a process in a sub-cgroup of the container's,
+    /// for all hierarchies or for the named controllers' only.
+    pub fn add_to_sub(&self, pid: Pid, specs: &[String]) -> Result<()> {
+        let mut bare: Option<&str> = None;
+        let mut by_ctrl: Vec<(&str, &str)> = Vec::new();
+        for s in specs {
+            let (ctrls, path) = match s.split_once(':') {
+                Some((c, p)) => (Some(c), p),
+                None => (None, s.as_str()),
+            };
+            if path.split('/').any(|c| c == "..") {
+                return Err(Error::msg(format!(
+                    "--cgroup: {path} is not a sub cgroup path"
+                )));
+            }
+            match ctrls {
+                None => bare = Some(path),
+                Some(list) => {
+                    for c in list.split(',') {
+                        let known = self.v1_dir(c).is_some()
+                            || (self.layout == Layout::Unified && c.is_empty());
+                        if !known {
+                            return Err(Error::msg(format!("--cgroup: unknown controller {c:?}")));
+                        }
+                        by_ctrl.push((c, path));
+                    }
+                }
+            }
+        }
+        let dirs = self
+            .v1
+            .iter()
+            .map(|(c, d)| (c.as_str(), d.as_path()))
+            .chain(self.v2.as_deref().map(|d| ("", d)));
+        for (ctrls, dir) in dirs {
+            let sub = by_ctrl
+                .iter()
+                .find(|(c, _)| ctrls.split(',').any(|x| x == *c))
+                .map(|(_, p)| *p)
+                .or(bare)
+                .unwrap_or("");
+            let mut target = dir.to_path_buf();
+            target.extend(sub.split('/').filter(|c| !c.is_empty() && *c != "."));
+            let f = target.join("cgroup.procs");
+            if let Err(e) = fs::write(&f, pid.to_string()) {
+                return Err(if e.kind() == ErrorKind::NotFound {
+                    Error::msg(format!(
+                        "adding pid {pid} to {}: no such file or directory",
+                        f.display()
+                    ))
+                } else {
+                    Error::io(format!("adding pid {pid} to {}", f.display()), &e)
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The processes in the container's cgroup.
     pub fn pids(&self) -> Vec<Pid> {
         let dir = match self.layout {

@@ -54,6 +54,9 @@ pub struct Args {
     /// Exec even if the container is paused.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Join a sub-cgroup of the container's: PATH, or CONTROLLERS:PATH (repeatable).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -62,12 +65,20 @@ pub struct Args {
 fn build_process(c: &Container, a: &Args) -> Result<Process> {
     if let Some(p) = &a.process {
         let bytes = std::fs::read(p).ctx(|| format!("--process {}", p.display()))?;
-        let mut proc: Process = serde_json::from_slice(&bytes).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             Error::msg(format!(
                 "--process {}: invalid process JSON: {e}",
                 p.display()
             ))
-        })?;
+        };
+        let mut raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        // runc's Go types default what is left out: root, in /.
+        if let Some(obj) = raw.as_object_mut() {
+            obj.entry("user")
+                .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
+            obj.entry("cwd").or_insert(serde_json::json!("/"));
+        }
+        let mut proc: Process = serde_json::from_value(raw).map_err(invalid)?;
         if proc.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::msg(format!(
                 "--process {}: args must name a program",
@@ -153,6 +164,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     if a.detach {
         container::exec(&g.root, &a.id, o)?;

@@ -141,6 +141,8 @@ fn normalise_args(args: Vec<String>) -> Vec<String> {
         "systemd-cgroup",
         "rootless",
         "criu",
+        "cgroup",
+        "ignore-paused",
         "bundle",
         "pid-file",
         "console-socket",
@@ -221,6 +223,7 @@ fn takes_value(flag: &str) -> bool {
         "--process-label",
         "--apparmor",
         "--signal",
+        "--cgroup",
     ];
     !flag.contains('=') && VALUED.contains(&flag)
 }
@@ -238,11 +241,21 @@ pub fn main() -> i32 {
             let t = verb_help(name, s.get_name());
             s.help_template(t)
         });
+    let asked_help = args.iter().any(|a| a == "-h" || a == "--help");
     let parsed = cmd
         .try_get_matches_from_mut(args)
         .and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
         Ok(c) => c,
+        Err(e) if asked_help && e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            // runc's words for help on a verb that does not exist.
+            let verb = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!("No help topic for '{verb}'");
+            return 3;
+        }
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();

@@ -23,6 +23,8 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// Exec into a paused container (the process stays frozen until resume).
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLERS:]PATH`: sub-cgroups to join instead of the container's own.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Starts the process and returns its pid once it has exec'd (or the one line of why not).
@@ -111,9 +113,12 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     };
     drop(child);
     let result = (|| {
-        cgroup
-            .add(intermediate)
-            .map_err(|e| e.context("join cgroup"))?;
+        if o.sub_cgroups.is_empty() {
+            cgroup.add(intermediate)
+        } else {
+            cgroup.add_to_sub(intermediate, &o.sub_cgroups)
+        }
+        .map_err(|e| e.context("join cgroup"))?;
         parent.send(&Msg::Go)?;
         let pid = match parent.recv()? {
             Some(Msg::InitPid { pid }) => Pid::from_raw(pid),
@@ -138,6 +143,11 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
             }
         }
     })();
+    // On failure the intermediate may still wait for Go: it must not outlive us.
+    if result.is_err() {
+        let _ = nix::sys::signal::kill(intermediate, nix::sys::signal::Signal::SIGKILL);
+    }
+    drop(parent);
     let _ = waitpid(intermediate, None);
     let pid = result?;
     if let Some(p) = &o.pid_file {

@@ -191,6 +191,7 @@ impl Rootfs<'_> {
     /// (for a rootfs on a ramfs, where pivot_root is not allowed).
     pub fn enter(&self, no_pivot: bool) -> Result<()> {
         if no_pivot {
+            hide_host_proc_and_sys(&self.path)?;
             chdir(&self.path).ctx(|| format!("chdir {}", self.path.display()))?;
             mount(
                 Some(&self.path),
@@ -289,6 +290,53 @@ fn check_proc_sys_dest(rootfs: &Path, m: &Mount) -> Result<()> {
             m.destination().display(),
             m.typ().as_deref().unwrap_or("")
         )));
+    }
+    Ok(())
+}
+
+/// Under --no-pivot the host's mounts stay in the namespace below the chroot, and the kernel
+/// allows a new (unmasked) procfs mount whenever a full procfs or sysfs is visible anywhere in
+/// it. Unmount the host's full proc and sysfs mounts, or cover them where that is refused.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut targets: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            let fstype = post.split(' ').next()?;
+            let (root, mp) = (*f.get(3)?, PathBuf::from(f.get(4)?));
+            (root == "/" && (fstype == "proc" || fstype == "sysfs") && !mp.starts_with(rootfs))
+                .then_some(mp)
+        })
+        .collect();
+    // Deepest first, so a parent's unmount does not hide a child we still have to handle.
+    targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in targets {
+        match mount(
+            None::<&str>,
+            &p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.ctx(|| format!("make {} a slave", p.display()))?,
+        }
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &p,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .ctx(|| format!("cover host {} with a tmpfs", p.display()))?;
+            }
+            Err(e) => return Err(Error::sys(format!("unmount host {}", p.display()), e)),
+        }
     }
     Ok(())
 }
