@@ -101,3 +101,49 @@ fn unified_map_on_cgroup_v1_is_refused() {
     assert_one_line_error(&out, &["unified", "cgroup v1"]);
     c.assert_no_residue();
 }
+
+#[test]
+fn events_stats_and_oom() {
+    let mut c = Ctx::new(
+        "events",
+        &[
+            "sh",
+            "-c",
+            "sleep 1; a=$(head -c 67108864 /dev/zero | tr \"\\\\0\" x); sleep 100",
+        ],
+    );
+    c.config()["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216});
+    c.create_ok();
+    let out = c.husk(&["events", "--stats", &c.id]);
+    let line = stdout(&out);
+    assert!(
+        line.starts_with(&format!("{{\"type\":\"stats\",\"id\":\"{}\",", c.id)),
+        "{line}"
+    );
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 16777216, "{v}");
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{v}");
+
+    let mut ev = c
+        .cmd(&["events", "--interval", "100ms", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let stdout = ev.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut saw_oom = false;
+    while std::time::Instant::now() < deadline {
+        let Some(Ok(l)) = lines.next() else { break };
+        if l.contains("\"type\":\"oom\"") {
+            saw_oom = true;
+            break;
+        }
+    }
+    assert!(saw_oom, "no oom event");
+    // events stops once the container is gone.
+    assert!(c.husk(&["delete", "--force", &c.id]).status.success());
+    let status = ev.wait().unwrap();
+    assert!(status.success());
+}

@@ -373,6 +373,21 @@ impl Placement {
         Ok(())
     }
 
+    /// Resource usage in the shape of runc's `events` "data".
+    pub fn stats(&self) -> serde_json::Value {
+        match (self.layout, &self.v2) {
+            (Layout::Unified, Some(d)) => v2::stats(d),
+            _ => v1::stats(self),
+        }
+    }
+
+    pub fn oom_kills(&self) -> u64 {
+        match (self.layout, &self.v2) {
+            (Layout::Unified, Some(d)) => v2::oom_kills(d),
+            _ => v1::oom_kills(self),
+        }
+    }
+
     /// The processes in the container's cgroup.
     pub fn pids(&self) -> Vec<Pid> {
         let dir = match self.layout {

@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
@@ -87,8 +88,8 @@ enum Command {
     Features(features::Args),
     /// Change a running container's resource limits.
     Update(update::Args),
-    /// Display container events and resource statistics (not implemented yet).
-    Events(unsupported::Args),
+    /// Print resource statistics and OOM events of a container as JSON lines.
+    Events(events::Args),
     /// Checkpoint a running container with CRIU (not implemented yet).
     Checkpoint(unsupported::Args),
     /// Restore a container from a CRIU checkpoint (not implemented yet).
@@ -322,10 +323,7 @@ fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
         Command::Spec(a) => ("spec".into(), spec::run(a)),
         Command::Features(a) => ("features".into(), features::run(a)),
         Command::Update(a) => (format!("update {}", a.id), update::run(g, a)),
-        Command::Events(a) => (
-            format!("events {}", a.id),
-            unsupported::run("events", "read the cgroup files directly for now"),
-        ),
+        Command::Events(a) => (format!("events {}", a.id), events::run(g, a)),
         Command::Checkpoint(a) => (
             format!("checkpoint {}", a.id),
             unsupported::run("checkpoint", "CRIU support is planned"),
