@@ -284,3 +284,35 @@ pub fn status_field(out: &str, field: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// One message from a unix socket and the fds it carries (SCM_RIGHTS), as a console-socket
+/// reader or a seccomp agent receives them.
+pub fn recv_with_fds(
+    conn: &std::os::unix::net::UnixStream,
+) -> (Vec<u8>, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = vec![0u8; 8192];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(f) = c {
+            // SAFETY (test): the kernel installed these fds in our table for us.
+            fds.extend(
+                f.into_iter()
+                    .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    (buf, fds)
+}

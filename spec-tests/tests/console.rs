@@ -1,35 +1,16 @@
 //! process.terminal: the pty master arrives over --console-socket as exactly one fd.
 
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use spec_tests::*;
 
 fn receive_master(listener: UnixListener) -> std::thread::JoinHandle<(usize, std::fs::File)> {
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().unwrap() {
-            if let ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
+        let (_, mut fds) = recv_with_fds(&conn);
         assert!(!fds.is_empty(), "no fd received");
-        // SAFETY (test): the kernel gave us these fds just now.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        (fds.len(), file)
+        (fds.len(), std::fs::File::from(fds.remove(0)))
     })
 }
 

@@ -1,11 +1,8 @@
 //! linux.seccomp: actions, errno values, argument conditions, and a NOTIFY listener handed to
 //! an agent — each seen from inside a container.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use spec_tests::*;
 
 fn with_profile(name: &str, script: &str, profile: Value) -> Ctx {
@@ -114,25 +111,9 @@ fn notify_listener_reaches_the_agent_with_state_and_metadata() {
     });
     let agent = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 8192];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for m in msg.cmsgs().unwrap() {
-            if let ControlMessageOwned::ScmRights(f) = m {
-                // SAFETY (test): the kernel installed this fd for us.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(f[0]) });
-            }
-        }
-        let n = msg.bytes;
-        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let (bytes, mut fds) = recv_with_fds(&conn);
+        let fd = (!fds.is_empty()).then(|| fds.remove(0));
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
         // Closing the listener makes the notified syscall fail with ENOSYS.
         drop(fd.expect("listener fd"));
         v

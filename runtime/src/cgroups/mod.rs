@@ -479,6 +479,28 @@ impl Placement {
     }
 }
 
+/// A cgroup file holding one number (0 when absent or unreadable: stats are best effort).
+pub(crate) fn read_u64(dir: &Path, file: &str) -> u64 {
+    fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// "key value" lines (memory.stat, cpu.stat, cpuacct.stat) as a JSON object of numbers.
+pub(crate) fn flat_keyed(dir: &Path, file: &str) -> serde_json::Map<String, serde_json::Value> {
+    let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((
+                k.to_string(),
+                serde_json::json!(v.trim().parse::<u64>().ok()?),
+            ))
+        })
+        .collect()
+}
+
 fn host_dir(m: &Mount, cg: &str) -> PathBuf {
     let rel = cg.strip_prefix(m.root.as_str()).unwrap_or(cg);
     let mut p = m.mountpoint.clone();

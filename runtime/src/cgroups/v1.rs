@@ -327,27 +327,6 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
     Ok(())
 }
 
-fn read_u64(dir: &Path, file: &str) -> u64 {
-    fs::read_to_string(dir.join(file))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// "key value" lines (memory.stat, cpu.stat, cpuacct.stat) as a JSON object of numbers.
-pub fn flat_keyed(dir: &Path, file: &str) -> serde_json::Map<String, serde_json::Value> {
-    let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((
-                k.to_string(),
-                serde_json::json!(v.trim().parse::<u64>().ok()?),
-            ))
-        })
-        .collect()
-}
-
 /// runc's `events` stats from v1 hierarchies.
 pub fn stats(pl: &super::Placement) -> serde_json::Value {
     let mut data = serde_json::json!({});
@@ -358,14 +337,14 @@ pub fn stats(pl: &super::Placement) -> serde_json::Value {
             .filter_map(|v| v.parse().ok())
             .collect();
         // cpuacct.stat counts USER_HZ ticks (100 a second); stats are in nanoseconds.
-        let st = flat_keyed(d, "cpuacct.stat");
+        let st = super::flat_keyed(d, "cpuacct.stat");
         let ticks = |k: &str| st.get(k).and_then(|v| v.as_u64()).unwrap_or(0) * 10_000_000;
         data["cpu"]["usage"] = serde_json::json!({
-            "total": read_u64(d, "cpuacct.usage"), "percpu": percpu, "kernel": ticks("system"), "user": ticks("user"),
+            "total": super::read_u64(d, "cpuacct.usage"), "percpu": percpu, "kernel": ticks("system"), "user": ticks("user"),
         });
     }
     if let Some(d) = pl.v1_dir("cpu") {
-        let st = flat_keyed(d, "cpu.stat");
+        let st = super::flat_keyed(d, "cpu.stat");
         let get = |k: &str| st.get(k).cloned().unwrap_or(serde_json::json!(0));
         data["cpu"]["throttling"] = serde_json::json!({
             "periods": get("nr_periods"), "throttled_periods": get("nr_throttled"), "throttled_time": get("throttled_time"),
@@ -374,19 +353,19 @@ pub fn stats(pl: &super::Placement) -> serde_json::Value {
     if let Some(d) = pl.v1_dir("memory") {
         let entry = |prefix: &str| {
             serde_json::json!({
-                "limit": read_u64(d, &format!("{prefix}limit_in_bytes")),
-                "usage": read_u64(d, &format!("{prefix}usage_in_bytes")),
-                "max": read_u64(d, &format!("{prefix}max_usage_in_bytes")),
-                "failcnt": read_u64(d, &format!("{prefix}failcnt")),
+                "limit": super::read_u64(d, &format!("{prefix}limit_in_bytes")),
+                "usage": super::read_u64(d, &format!("{prefix}usage_in_bytes")),
+                "max": super::read_u64(d, &format!("{prefix}max_usage_in_bytes")),
+                "failcnt": super::read_u64(d, &format!("{prefix}failcnt")),
             })
         };
         data["memory"] = serde_json::json!({
             "usage": entry("memory."), "swap": entry("memory.memsw."), "kernel": entry("memory.kmem."),
-            "kernelTCP": entry("memory.kmem.tcp."), "raw": flat_keyed(d, "memory.stat"),
+            "kernelTCP": entry("memory.kmem.tcp."), "raw": super::flat_keyed(d, "memory.stat"),
         });
     }
     if let Some(d) = pl.v1_dir("pids") {
-        data["pids"] = serde_json::json!({"current": read_u64(d, "pids.current"), "limit": read_u64(d, "pids.max")});
+        data["pids"] = serde_json::json!({"current": super::read_u64(d, "pids.current"), "limit": super::read_u64(d, "pids.max")});
     }
     data
 }
@@ -394,7 +373,7 @@ pub fn stats(pl: &super::Placement) -> serde_json::Value {
 /// The kernel's count of OOM kills in this cgroup (memory.oom_control's oom_kill).
 pub fn oom_kills(pl: &super::Placement) -> u64 {
     pl.v1_dir("memory").map_or(0, |d| {
-        flat_keyed(d, "memory.oom_control")
+        super::flat_keyed(d, "memory.oom_control")
             .get("oom_kill")
             .and_then(|v| v.as_u64())
             .unwrap_or(0)

@@ -210,35 +210,28 @@ pub fn apply_resources(dir: &Path, r: &LinuxResources) -> Result<()> {
     Ok(())
 }
 
-fn read_u64(dir: &Path, file: &str) -> u64 {
-    fs::read_to_string(dir.join(file))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// runc's `events` stats from a cgroup v2 directory.
 pub fn stats(dir: &Path) -> serde_json::Value {
-    let cpu = super::v1::flat_keyed(dir, "cpu.stat");
+    let cpu = super::flat_keyed(dir, "cpu.stat");
     let c = |k: &str| cpu.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let mem = super::v1::flat_keyed(dir, "memory.stat");
+    let mem = super::flat_keyed(dir, "memory.stat");
     serde_json::json!({
         "cpu": {
             "usage": {"total": c("usage_usec") * 1000, "kernel": c("system_usec") * 1000, "user": c("user_usec") * 1000},
             "throttling": {"periods": c("nr_periods"), "throttled_periods": c("nr_throttled"), "throttled_time": c("throttled_usec") * 1000},
         },
         "memory": {
-            "usage": {"usage": read_u64(dir, "memory.current"), "limit": read_u64(dir, "memory.max"), "max": read_u64(dir, "memory.peak")},
-            "swap": {"usage": read_u64(dir, "memory.swap.current"), "limit": read_u64(dir, "memory.swap.max")},
+            "usage": {"usage": super::read_u64(dir, "memory.current"), "limit": super::read_u64(dir, "memory.max"), "max": super::read_u64(dir, "memory.peak")},
+            "swap": {"usage": super::read_u64(dir, "memory.swap.current"), "limit": super::read_u64(dir, "memory.swap.max")},
             "raw": mem,
         },
-        "pids": {"current": read_u64(dir, "pids.current"), "limit": read_u64(dir, "pids.max")},
+        "pids": {"current": super::read_u64(dir, "pids.current"), "limit": super::read_u64(dir, "pids.max")},
     })
 }
 
 /// The kernel's count of OOM kills in this cgroup (memory.events' oom_kill).
 pub fn oom_kills(dir: &Path) -> u64 {
-    super::v1::flat_keyed(dir, "memory.events")
+    super::flat_keyed(dir, "memory.events")
         .get("oom_kill")
         .and_then(|v| v.as_u64())
         .unwrap_or(0)
