@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Side-by-side start-up benchmark: husk, runc, crun and (with HUSK_BENCH_YOUKI=1) youki on
+# the same busybox bundle, in one private mount namespace, in one run. Prints medians and
+# ratios to runc and crun, and writes target/bench/<date>.json. Not a test: figures vary with
+# the machine; only ratios taken in the same run mean anything.
+#
+#   hack/bench.sh                       # 30 runs per measurement
+#   RUNS=100 HUSK_BENCH_YOUKI=1 hack/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+. hack/lib.sh
+ensure_packages busybox-static jq hyperfine runc crun time
+runs=${RUNS:-30}
+
+runtimes=("husk=$repo/target/release/husk" "runc=$(command -v runc)" "crun=$(command -v crun)")
+# youki is built from crates.io (several minutes on 2 cores): asked for explicitly.
+if [ "${HUSK_BENCH_YOUKI:-0}" = 1 ]; then
+	if ! command -v youki >/dev/null; then
+		ensure_packages libseccomp-dev libsystemd-dev pkg-config
+		cargo install -q youki --features "v1 v2 systemd seccomp"
+	fi
+	runtimes+=("youki=$(command -v youki)")
+fi
+cargo build -q --release -p husk
+
+work=$(mktemp -d /tmp/husk-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+make_busybox_rootfs "$work/bundle/rootfs"
+# runc's own default config: crun 1.8 refuses newer ociVersion values.
+(cd "$work/bundle" && runc spec)
+jq '.process.terminal = false | .process.args = ["true"]' "$work/bundle/config.json" >"$work/c.json"
+mv "$work/c.json" "$work/bundle/config.json"
+jq '.process.args = ["sleep", "1000"]' "$work/bundle/config.json" >"$work/sleep.json"
+mkdir -p "$work/sleepbundle" && cp -a "$work/bundle/rootfs" "$work/sleepbundle/rootfs"
+cp "$work/sleep.json" "$work/sleepbundle/config.json"
+out=$repo/target/bench
+mkdir -p "$out"
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+
+# Everything below runs in one private mount namespace: crun 1.8 refuses this host's hybrid
+# cgroups unless the unified mount is gone, so every runtime runs without it.
+cat >"$work/inner.sh" <<'INNER'
+set -euo pipefail
+umount /sys/fs/cgroup/unified 2>/dev/null || true
+work=$1 runs=$2; shift 2
+results=$work/results.jsonl
+: >"$results"
+for entry in "$@"; do
+	name=${entry%%=*} bin=${entry#*=}
+	root=$work/root-$name
+	R="$bin --root $root"
+	# The full lifecycle: create, start, wait for the exit, delete.
+	lifecycle="$R create --bundle $work/bundle c && $R start c && while [ \"\$($R state c | jq -r .status)\" != stopped ]; do :; done && $R delete c"
+	hyperfine --shell=bash -w 3 -r "$runs" --export-json "$work/$name-life.json" "$lifecycle" >/dev/null 2>&1
+	# -N: no shell in between, so the few milliseconds measured are the runtime's.
+	hyperfine -N -w 3 -r "$runs" --export-json "$work/$name-run.json" "$R run --bundle $work/bundle r" >/dev/null 2>&1
+	$R run --detach --bundle "$work/sleepbundle" s
+	hyperfine -N -w 3 -r "$runs" --export-json "$work/$name-exec.json" "$R exec s true" >/dev/null 2>&1
+	$R delete --force s
+	rss=$( { /usr/bin/time -f %M $R run --bundle "$work/bundle" m; } 2>&1 | tail -1)
+	size=$(stat -c %s "$(readlink -f "$bin")")
+	med() { jq '.results[0].median * 1000' "$work/$name-$1.json"; }
+	printf '{"runtime":"%s","lifecycle_ms":%s,"run_ms":%s,"exec_ms":%s,"peak_rss_kib":%s,"binary_bytes":%s}\n' \
+		"$name" "$(med life)" "$(med run)" "$(med exec)" "$rss" "$size" >>"$results"
+done
+INNER
+unshare -m bash ${BENCH_TRACE:+-x} "$work/inner.sh" "$work" "$runs" "${runtimes[@]}"
+
+jq -s --arg date "$stamp" --argjson runs "$runs" '{date: $date, runs: $runs, kernel: "'"$(uname -r)"'", results: .}' "$work/results.jsonl" >"$out/$stamp.json"
+echo "husk benchmark, $stamp, median of $runs runs (ms; RSS KiB; binary MiB); ratios: husk/runc and husk/crun"
+jq -r '
+  .results as $r
+  | ($r | map(select(.runtime == "runc"))[0]) as $runc
+  | ($r | map(select(.runtime == "crun"))[0]) as $crun
+  | ["runtime", "lifecycle", "run", "exec", "peak RSS", "binary"],
+    ($r[] | [.runtime, (.lifecycle_ms | . * 10 | round / 10), (.run_ms | . * 10 | round / 10), (.exec_ms | . * 10 | round / 10), .peak_rss_kib, (.binary_bytes / 1048576 | . * 10 | round / 10)]),
+    ($r[] | select(.runtime == "husk") | ["husk/runc", (.lifecycle_ms / $runc.lifecycle_ms | . * 100 | round / 100), (.run_ms / $runc.run_ms | . * 100 | round / 100), (.exec_ms / $runc.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $runc.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $runc.binary_bytes | . * 100 | round / 100)]),
+    ($r[] | select(.runtime == "husk") | ["husk/crun", (.lifecycle_ms / $crun.lifecycle_ms | . * 100 | round / 100), (.run_ms / $crun.run_ms | . * 100 | round / 100), (.exec_ms / $crun.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $crun.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $crun.binary_bytes | . * 100 | round / 100)])
+  | @tsv' "$out/$stamp.json" | column -t -s $'\t'
+echo "(JSON: target/bench/$stamp.json)"
