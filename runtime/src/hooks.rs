@@ -47,6 +47,24 @@ impl Kind {
     }
 }
 
+/// The state a hook reads on its stdin (runtime-spec "State").
+pub fn state_json(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &impl serde::Serialize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": annotations,
+    })
+}
+
 /// Runs every hook of `kind` in order, stopping at the first failure.
 pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &serde_json::Value) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };

@@ -75,14 +75,14 @@ pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
 }
 
 fn hook_state(ctx: &InitContext, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": crate::spec::OCI_VERSION,
-        "id": ctx.id,
-        "status": status,
-        "pid": nix::unistd::getpid().as_raw(),
-        "bundle": ctx.bundle,
-        "annotations": ctx.spec.annotations().clone().unwrap_or_default(),
-    })
+    let annotations = ctx.spec.annotations().clone().unwrap_or_default();
+    hooks::state_json(
+        ctx.id,
+        status,
+        nix::unistd::getpid().as_raw(),
+        &ctx.bundle,
+        &annotations,
+    )
 }
 
 /// The container's init: the phases of runtime-spec "create", in order.
@@ -121,7 +121,7 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
         .enter(ctx.no_pivot)
         .map_err(|e| e.context("pivot root"))?;
     if let Some(sock) = &ctx.console {
-        console::setup(sock, process, !rootfs_dev_is_host(spec))
+        console::setup(sock, process, !rootfs.dev_is_bound())
             .map_err(|e| e.context("set up terminal"))?;
     }
     namespaces::set_uts_names(spec)?;
@@ -134,26 +134,14 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
             .ctx(|| "join a new session keyring")
             .map_err(|e| e.with_hint("use --no-new-keyring where keyctl is not allowed"))?;
     }
-    process::set_rlimits(process)?;
-
-    let mut env = process::environment(process);
-    env.extend(ctx.extra_env.iter().cloned());
-    let args = process.args().clone().unwrap_or_default();
-    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
-    let nnp = process.no_new_privileges() == Some(true);
-    if !nnp {
-        crate::seccomp::apply(ctx.seccomp.as_ref(), ch)?;
-    }
-    let in_cwd = process::try_enter_cwd(process);
-    process::become_user(process, setgroups_allowed(ctx))?;
-    if !in_cwd {
-        process::enter_cwd(process)?;
-    }
-    let program = process::find_program(&args[0], &env)?;
-    process::prepare_fds(ctx.preserve_fds)?;
-    if nnp {
-        crate::seccomp::apply(ctx.seccomp.as_ref(), ch)?;
-    }
+    let program = process::finalize(
+        process,
+        &ctx.extra_env,
+        ctx.plan.has(LinuxNamespaceType::User),
+        ctx.preserve_fds,
+        ctx.seccomp.as_ref(),
+        ch,
+    )?;
 
     ch.send(&Msg::Ready)?;
     // From here the runtime has returned: the log (or the container's stderr) is the only
@@ -166,7 +154,7 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
             &hook_state(ctx, "created"),
         )?;
         sys::reset_signals();
-        Err(process::exec(&program, &args, &env))
+        Err(process::exec(&program.path, &program.args, &program.env))
     })();
     let Err(e) = started;
     crate::log::error(&e.to_string());
@@ -180,18 +168,6 @@ fn make_cwd(ctx: &InitContext, cwd: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(&p).ctx(|| format!("process.cwd: mkdir {}", p.display()))?;
     }
     Ok(())
-}
-
-fn rootfs_dev_is_host(spec: &Spec) -> bool {
-    spec.mounts().iter().flatten().any(|m| {
-        m.destination() == std::path::Path::new("/dev") && m.typ().as_deref() == Some("bind")
-    })
-}
-
-/// setgroups is denied in a user namespace an unprivileged runtime made.
-fn setgroups_allowed(ctx: &InitContext) -> bool {
-    !ctx.plan.has(LinuxNamespaceType::User)
-        || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow")
 }
 
 /// Blocks until `start` opens the exec fifo for reading, then tells it we are going.

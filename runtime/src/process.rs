@@ -72,6 +72,52 @@ pub fn set_oom_score_adj(pid: Pid, score: i32) -> Result<()> {
         })
 }
 
+/// What execve gets: the program found in the container's PATH, its args and environment.
+pub struct Program {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// The last steps before exec, shared by the container's init and `exec`: rlimits, the user
+/// switch with capabilities, cwd, the program lookup, the fds to keep, and seccomp. Without
+/// noNewPrivileges, loading a filter needs CAP_SYS_ADMIN, so it is loaded before the switch;
+/// with it, as late as possible. A NOTIFY listener goes to the runtime over `ch`.
+pub fn finalize(
+    p: &Process,
+    extra_env: &[String],
+    in_user_ns: bool,
+    preserve_fds: RawFd,
+    seccomp: Option<&crate::seccomp::Filter>,
+    ch: &crate::sync::Channel,
+) -> Result<Program> {
+    set_rlimits(p)?;
+    let mut env = environment(p);
+    env.extend(extra_env.iter().cloned());
+    let args = p.args().clone().unwrap_or_default();
+    let nnp = p.no_new_privileges() == Some(true);
+    if !nnp {
+        crate::seccomp::apply(seccomp, ch)?;
+    }
+    let in_cwd = try_enter_cwd(p);
+    become_user(p, setgroups_allowed(in_user_ns))?;
+    if !in_cwd {
+        enter_cwd(p)?;
+    }
+    let path = find_program(&args[0], &env)?;
+    prepare_fds(preserve_fds)?;
+    if nnp {
+        crate::seccomp::apply(seccomp, ch)?;
+    }
+    Ok(Program { path, args, env })
+}
+
+/// setgroups is denied in a user namespace an unprivileged runtime made.
+fn setgroups_allowed(in_user_ns: bool) -> bool {
+    !in_user_ns
+        || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow")
+}
+
 /// Becomes the configured user with the configured capabilities: bounding set first (while we
 /// still hold CAP_SETPCAP), then groups, gid and uid with PR_SET_KEEPCAPS, then the other sets,
 /// then noNewPrivileges.
@@ -116,7 +162,7 @@ pub fn become_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
 
 /// `process.cwd`: tried before the user switch (a root user without CAP_DAC_OVERRIDE may not
 /// reach it later) and, if that failed, after it (a directory only the user may enter).
-pub fn try_enter_cwd(p: &Process) -> bool {
+fn try_enter_cwd(p: &Process) -> bool {
     nix::unistd::chdir(p.cwd()).is_ok()
 }
 
@@ -174,7 +220,7 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
 }
 
 /// Keeps fds 3..3+n open across exec and marks every fd above them close-on-exec.
-pub fn prepare_fds(preserve: RawFd) -> Result<()> {
+fn prepare_fds(preserve: RawFd) -> Result<()> {
     crate::sys::cloexec_from(3 + preserve).ctx(|| "close_range")?;
     for fd in 3..3 + preserve {
         crate::sys::clear_cloexec(fd).ctx(|| format!("--preserve-fds: fd {fd}"))?;

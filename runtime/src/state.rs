@@ -217,6 +217,11 @@ impl State {
         Status::Running
     }
 
+    /// The state hooks get on stdin.
+    pub fn hook_state(&self, status: &str) -> serde_json::Value {
+        crate::hooks::state_json(&self.id, status, self.pid, &self.bundle, &self.annotations)
+    }
+
     /// The JSON `husk state` prints: runc's fields, in runc's shape.
     pub fn to_json(&self, status: Status) -> serde_json::Value {
         let pid = if status == Status::Stopped {

@@ -299,24 +299,13 @@ impl Placement {
             .map(|(_, p)| p.as_path())
     }
 
-    fn all_dirs(&self) -> impl Iterator<Item = &Path> {
-        self.v1
-            .iter()
-            .map(|(_, p)| p.as_path())
-            .chain(self.v2.as_deref())
-    }
-
     /// Moves a process (and so everything it forks later) into every hierarchy.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        for dir in self.all_dirs() {
-            let f = dir.join("cgroup.procs");
-            fs::write(&f, pid.to_string()).ctx(|| format!("write {pid} to {}", f.display()))?;
-        }
-        Ok(())
+        self.add_to_sub(pid, &[])
     }
 
-    /// `exec --cgroup [CONTROLLERS:]PATH`: places a process in a sub-cgroup of the container's,
-    /// for all hierarchies or for the named controllers' only.
+    /// Places a process in the container's cgroups or, for `exec --cgroup [CONTROLLERS:]PATH`,
+    /// in sub-cgroups of them (for every hierarchy, or for the named controllers' only).
     pub fn add_to_sub(&self, pid: Pid, specs: &[String]) -> Result<()> {
         let mut bare: Option<&str> = None;
         let mut by_ctrl: Vec<(&str, &str)> = Vec::new();

@@ -176,7 +176,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     };
     phase("prepare rootfs", || parent.expect(Msg::RunHooks))?;
     phase("run createRuntime hooks", || {
-        let hs = hook_state(&st, "creating");
+        let hs = st.hook_state("creating");
         hooks::run(Kind::Prestart, spec.hooks().as_ref(), &hs)?;
         hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &hs)?;
         parent.send(&Msg::HooksDone)
@@ -186,7 +186,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             Some((Msg::Ready, _)) => return Ok(()),
             Some((Msg::SeccompListener, Some(fd))) => {
                 let profile = seccomp_profile.expect("a listener comes from a profile");
-                crate::seccomp::send_to_agent(profile, &fd, &hook_state(&st, "creating"))?;
+                crate::seccomp::send_to_agent(profile, &fd, &st.hook_state("creating"))?;
             }
             Some((Msg::Error { msg }, _)) => return Err(Error::msg(msg)),
             Some((m, _)) => return Err(Error::msg(format!("container init sent {m:?} out of turn"))),
@@ -280,15 +280,4 @@ fn owner() -> String {
         .ok()
         .flatten()
         .map_or(uid.to_string(), |u| u.name)
-}
-
-pub fn hook_state(st: &State, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": spec::OCI_VERSION,
-        "id": st.id,
-        "status": status,
-        "pid": st.pid,
-        "bundle": st.bundle,
-        "annotations": st.annotations,
-    })
 }

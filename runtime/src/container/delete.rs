@@ -46,7 +46,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         hooks::run_warn(
             Kind::Poststop,
             spec.hooks().as_ref(),
-            &c.hook_state(Status::Stopped),
+            &c.state.hook_state(Status::Stopped.as_str()),
         );
     }
     c.state.cgroup.destroy();

@@ -79,28 +79,16 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                         if let Some(sock) = &console {
                             console::setup(sock, &o.process, false)?;
                         }
-                        process::set_rlimits(&o.process)?;
-                        let env = process::environment(&o.process);
-                        let args = o.process.args().clone().unwrap_or_default();
-                        let setgroups = !has_user_ns
-                            || std::fs::read_to_string("/proc/self/setgroups")
-                                .map_or(true, |s| s.trim() == "allow");
-                        let nnp = o.process.no_new_privileges() == Some(true);
-                        if !nnp {
-                            crate::seccomp::apply(seccomp.as_ref(), &child)?;
-                        }
-                        let in_cwd = process::try_enter_cwd(&o.process);
-                        process::become_user(&o.process, setgroups)?;
-                        if !in_cwd {
-                            process::enter_cwd(&o.process)?;
-                        }
-                        let program = process::find_program(&args[0], &env)?;
-                        process::prepare_fds(o.preserve_fds)?;
-                        if nnp {
-                            crate::seccomp::apply(seccomp.as_ref(), &child)?;
-                        }
+                        let program = process::finalize(
+                            &o.process,
+                            &[],
+                            has_user_ns,
+                            o.preserve_fds,
+                            seccomp.as_ref(),
+                            &child,
+                        )?;
                         sys::reset_signals();
-                        Err(process::exec(&program, &args, &env))
+                        Err(process::exec(&program.path, &program.args, &program.env))
                     }),
                     ForkResult::Parent { child: pid } => {
                         child.send(&Msg::InitPid { pid: pid.as_raw() })?

@@ -46,17 +46,6 @@ impl Container {
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::msg(format!("parse {}: {e}", p.display())))
     }
-
-    pub fn hook_state(&self, status: Status) -> serde_json::Value {
-        serde_json::json!({
-            "ociVersion": crate::spec::OCI_VERSION,
-            "id": self.state.id,
-            "status": status.as_str(),
-            "pid": self.state.pid,
-            "bundle": self.state.bundle,
-            "annotations": self.state.annotations,
-        })
-    }
 }
 
 /// Waits until a process that is not our child has died (a zombie counts: its parent may

@@ -60,7 +60,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     hooks::run_warn(
         Kind::Poststart,
         spec.hooks().as_ref(),
-        &c.hook_state(Status::Running),
+        &c.state.hook_state(Status::Running.as_str()),
     );
     Ok(())
 }

@@ -102,7 +102,9 @@ impl Rootfs<'_> {
         }
     }
 
-    fn dev_is_bound(&self) -> bool {
+    /// Whether /dev comes from the host (a bind): then no devices are made and no console is
+    /// bound over it.
+    pub fn dev_is_bound(&self) -> bool {
         self.spec.mounts().iter().flatten().any(|m| {
             m.destination() == Path::new("/dev")
                 && (m.typ().as_deref() == Some("bind")
