@@ -1,0 +1,308 @@
+//! A process's stdio as containerd names it: fifo paths (copied through pipes, so the shim can
+//! close stdin on CloseIO and keep output flowing if the client goes away), `file://` paths
+//! (handed to the process directly), empty for /dev/null, or, with a terminal, a pty whose
+//! master husk sends over a console socket.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use husk::error::{Context, Error, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{fchown, Gid, Uid};
+
+use crate::runtime::Io;
+
+#[derive(Clone, Debug, Default)]
+pub struct Paths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// Stdio made ready before the runtime runs the process.
+pub struct Prepared {
+    pub io: Io,
+    terminal: bool,
+    console: Option<(UnixListener, PathBuf)>,
+    stdin: Option<(File, String)>,
+    outputs: Vec<(File, String)>,
+}
+
+/// What the shim holds of a running process's stdio.
+pub struct Attached {
+    stdin: Arc<Mutex<Option<File>>>,
+    console: Option<File>,
+    copiers: Vec<JoinHandle<()>>,
+}
+
+enum Target {
+    Null,
+    File(File),
+    Fifo(String),
+}
+
+fn target(path: &str, append_file: bool) -> Result<Target> {
+    if path.is_empty() {
+        return Ok(Target::Null);
+    }
+    if let Some(file) = path.strip_prefix("file://") {
+        if let Some(dir) = Path::new(file).parent() {
+            std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        }
+        let f = OpenOptions::new()
+            .append(append_file)
+            .read(!append_file)
+            .create(append_file)
+            .open(file)
+            .ctx(|| format!("opening stdio file {file}"))?;
+        return Ok(Target::File(f));
+    }
+    if path.starts_with("binary://") {
+        return Err(Error::msg(format!(
+            "stdio {path}: binary:// logging drivers are not supported by this shim; use fifos or file://"
+        )));
+    }
+    Ok(Target::Fifo(path.to_string()))
+}
+
+fn pipe_pair(uid: u32, gid: u32) -> Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe for stdio")?;
+    if uid != 0 || gid != 0 {
+        for fd in [&r, &w] {
+            fchown(
+                fd.as_fd(),
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+            )
+            .ctx(|| format!("chown of a stdio pipe to {uid}:{gid}"))?;
+        }
+    }
+    Ok((File::from(r), File::from(w)))
+}
+
+static CONSOLES: AtomicU32 = AtomicU32::new(0);
+
+impl Prepared {
+    pub fn new(p: &Paths, uid: u32, gid: u32) -> Result<Prepared> {
+        let mut prepared = Prepared {
+            io: Io {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            },
+            terminal: p.terminal,
+            console: None,
+            stdin: None,
+            outputs: Vec::new(),
+        };
+        if p.terminal {
+            // sun_path holds 108 bytes: bundles are too deep, the temp dir is not.
+            let path = std::env::temp_dir().join(format!(
+                "husk-pty-{}-{}.sock",
+                std::process::id(),
+                CONSOLES.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_file(&path);
+            let l = UnixListener::bind(&path)
+                .ctx(|| format!("binding console socket {}", path.display()))?;
+            prepared.console = Some((l, path));
+            if !p.stdin.is_empty() {
+                prepared.stdin = Some((
+                    File::open("/dev/null").ctx(|| "/dev/null")?,
+                    p.stdin.clone(),
+                ));
+            }
+            if let Target::Fifo(out) = target(&p.stdout, true)? {
+                prepared
+                    .outputs
+                    .push((File::open("/dev/null").ctx(|| "/dev/null")?, out));
+            }
+            return Ok(prepared);
+        }
+        match target(&p.stdin, false)? {
+            Target::Null => {}
+            Target::File(f) => prepared.io.stdin = f.into(),
+            Target::Fifo(path) => {
+                let (r, w) = pipe_pair(uid, gid)?;
+                prepared.io.stdin = r.into();
+                prepared.stdin = Some((w, path));
+            }
+        }
+        for (i, path) in [&p.stdout, &p.stderr].into_iter().enumerate() {
+            let end: Stdio = match target(path, true)? {
+                Target::Null => Stdio::null(),
+                Target::File(f) => f.into(),
+                Target::Fifo(path) => {
+                    let (r, w) = pipe_pair(uid, gid)?;
+                    prepared.outputs.push((r, path));
+                    w.into()
+                }
+            };
+            if i == 0 {
+                prepared.io.stdout = end;
+            } else {
+                prepared.io.stderr = end;
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The `--console-socket` to give the runtime, with a terminal.
+    pub fn console_socket(&self) -> Option<&Path> {
+        self.console.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// Splits off the ends the runtime hands to the process.
+    pub fn take_io(&mut self) -> Io {
+        std::mem::replace(
+            &mut self.io,
+            Io {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            },
+        )
+    }
+
+    /// After the runtime created the process: receive the pty master, start the copies.
+    pub fn attach(mut self) -> Result<Attached> {
+        let mut console = None;
+        if let Some((listener, _)) = &self.console {
+            let master = receive_master(listener)?;
+            if let Some((w, _)) = self.stdin.as_mut() {
+                *w = master.try_clone().ctx(|| "dup of the pty master")?;
+            }
+            if let Some((r, _)) = self.outputs.first_mut() {
+                *r = master.try_clone().ctx(|| "dup of the pty master")?;
+            }
+            console = Some(master);
+        }
+        let stdin_writer = Arc::new(Mutex::new(None));
+        let mut copiers = Vec::new();
+        if let Some((w, path)) = self.stdin.take() {
+            *stdin_writer.lock().unwrap() = Some(w);
+            let shared = stdin_writer.clone();
+            let close_at_eof = !self.terminal;
+            // Detached: it blocks in open(2) until a writer comes, which may be never.
+            spawn("stdin", move || copy_stdin(&path, &shared, close_at_eof))?;
+        }
+        for (r, path) in std::mem::take(&mut self.outputs) {
+            copiers.push(spawn("stdout", move || copy_output(r, &path))?);
+        }
+        Ok(Attached {
+            stdin: stdin_writer,
+            console,
+            copiers,
+        })
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some((_, path)) = &self.console {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .ctx(|| format!("starting the {name} copy thread"))
+}
+
+fn receive_master(listener: &UnixListener) -> Result<File> {
+    // husk sent the master before `create` returned, so the connection waits in the backlog.
+    let fd = listener.as_fd();
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let ready =
+        poll(&mut fds, PollTimeout::from(10_000u16)).ctx(|| "poll on the console socket")?;
+    if ready == 0 {
+        return Err(Error::msg(
+            "the runtime sent no pty master over the console socket within 10 s",
+        ));
+    }
+    let (conn, _) = listener.accept().ctx(|| "accept on the console socket")?;
+    let master: OwnedFd = husk::console::recv_fd(conn.as_raw_fd())?;
+    Ok(File::from(master))
+}
+
+fn copy_stdin(path: &str, writer: &Mutex<Option<File>>, close_at_eof: bool) {
+    if let Ok(mut fifo) = File::open(path) {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match fifo.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let mut w = writer.lock().unwrap();
+            let Some(w) = w.as_mut() else { return };
+            if w.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    }
+    if close_at_eof {
+        writer.lock().unwrap().take();
+    }
+}
+
+fn copy_output(mut src: File, path: &str) {
+    // O_RDWR: opening never waits for a reader, and a client that goes away is no EPIPE.
+    let Ok(mut dst) = OpenOptions::new().read(true).write(true).open(path) else {
+        return;
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A pty master reads EIO once the last slave fd is closed.
+            Err(_) => break,
+        };
+        if dst.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+impl Attached {
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap().take();
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        let Some(c) = &self.console else {
+            return Err(Error::msg("the process has no terminal to resize"));
+        };
+        husk::sys::set_winsize(c.as_fd(), height as u16, width as u16)
+            .ctx(|| "TIOCSWINSZ on the pty master")
+    }
+
+    /// Waits (up to `timeout`) for the output copies to drain, as the runc shim does on delete.
+    pub fn wait_output(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.copiers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for c in std::mem::take(&mut self.copiers) {
+            if c.is_finished() {
+                let _ = c.join();
+            }
+        }
+    }
+}
