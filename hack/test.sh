@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, unit tests, spec-tests (real containers) and runc's
-# bats suite against its expected-pass list (hack/conformance.sh; HUSK_CONFORMANCE=0 skips it).
+# Runs every test: formatting and lints, unit tests, spec-tests (real containers, and the shim
+# behind a private containerd) and runc's bats suite against its expected-pass list
+# (hack/conformance.sh; HUSK_CONFORMANCE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
-ensure_packages busybox-static jq
+ensure_packages busybox-static jq containerd bsdutils
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hack/test.sh: the spec-tests create real containers and need root" >&2
@@ -13,7 +14,7 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
-cargo build -q -p husk
+cargo build -q --workspace
 # The spec-tests run containers concurrently; two threads suit a 2-core machine.
 cargo test --workspace -q -- --test-threads=2
 

@@ -67,7 +67,8 @@ pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
         namespaces::write_time_offsets(ctx.spec)?;
     }
     match sys::fork().ctx(|| "fork container init")? {
-        ForkResult::Child => run_child(ch, || init(ctx, ch)),
+        // Init waits until we have reported its pid: nothing it sends may overtake that.
+        ForkResult::Child => run_child(ch, || ch.expect(Msg::Go).and_then(|()| init(ctx, ch))),
         ForkResult::Parent { child } => ch.send(&Msg::InitPid {
             pid: child.as_raw(),
         }),

@@ -4,6 +4,8 @@
 //! Every test runs the real `husk` binary (built by `cargo build`, or `$HUSK`) on a real
 //! container, and needs root and Debian's busybox-static.
 
+pub mod containerd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

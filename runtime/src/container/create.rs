@@ -153,6 +153,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             "intermediate process failed before forking init ({other:?})"
         ))),
     })?;
+    parent.send(&Msg::Go)?;
     let _ = waitpid(intermediate, None);
     undo.pids = vec![pid];
     let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);

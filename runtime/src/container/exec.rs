@@ -73,6 +73,8 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                 }
                 match sys::fork().ctx(|| "fork")? {
                     ForkResult::Child => run_child(&child, || {
+                        // Wait until the pid is reported: nothing we send may overtake it.
+                        child.expect(Msg::Go)?;
                         nix::unistd::fchdir(root_dir.as_fd()).ctx(|| "enter container root")?;
                         nix::unistd::chroot(".").ctx(|| "chroot into container root")?;
                         nix::unistd::setsid().ctx(|| "setsid")?;
@@ -113,6 +115,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
             Some(Msg::Error { msg }) => return Err(Error::msg(msg)),
             _ => return Err(Error::msg("exec: intermediate process died")),
         };
+        parent.send(&Msg::Go)?;
         // End of file: the process exec'd (the channel is close-on-exec).
         loop {
             match parent.recv_with_fd()? {

@@ -1,0 +1,356 @@
+//! containerd-shim-husk-v2 behind a real containerd (Debian's 1.6), driven with `ctr`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spec_tests::containerd::{Containerd, IMAGE};
+
+const RUNTIME: &str = "io.containerd.husk.v2";
+
+fn out(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_detached(c: &Containerd, id: &str, args: &[&str]) {
+    let mut a = vec!["run", "-d", "--runtime", RUNTIME, IMAGE, id];
+    a.extend_from_slice(args);
+    c.ctr_ok(&a);
+}
+
+fn kill_and_remove(c: &Containerd, id: &str) {
+    c.ctr_ok(&["task", "kill", "-s", "KILL", id]);
+    wait_for(c, id, "STOPPED");
+    c.ctr_ok(&["task", "rm", id]);
+    c.ctr_ok(&["container", "rm", id]);
+}
+
+fn wait_for(c: &Containerd, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.task_status(id).as_deref() != Some(status) {
+        assert!(
+            Instant::now() < deadline,
+            "{id} never became {status}: {:?}",
+            c.task_status(id)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_prints_output_and_passes_the_exit_code() {
+    let c = Containerd::start("run");
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "r1",
+        "sh",
+        "-c",
+        "echo hello from husk; echo to-stderr >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from husk\n");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("to-stderr"),
+        "{}",
+        out(&o)
+    );
+    c.assert_no_residue();
+}
+
+#[test]
+fn exec_with_stdin_with_a_terminal_and_exit_codes() {
+    let c = Containerd::start("exec");
+    run_detached(&c, "e1", &["sleep", "1000"]);
+
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "x1",
+        "e1",
+        "sh",
+        "-c",
+        "echo exec-out; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "exec-out\n");
+
+    // stdin reaches the process and its end is EOF.
+    let mut child = c
+        .ctr_cmd(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "x2",
+            "e1",
+            "sh",
+            "-c",
+            "cat; echo done",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line one\ndone\n");
+
+    // A terminal: `script` gives ctr one, the process gets a pty from husk.
+    let ctr = format!(
+        "ctr --address {} --namespace {} task exec -t --exec-id x3 e1 sh -c 'tty; exit 4'",
+        c.sock.display(),
+        c.namespace
+    );
+    let o = Command::new("script")
+        .args(["-qec", &ctr, "/dev/null"])
+        .env("PATH", spec_tests::containerd::path_env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"),
+        "{}",
+        out(&o)
+    );
+
+    kill_and_remove(&c, "e1");
+    c.assert_no_residue();
+}
+
+#[test]
+fn kill_pause_resume_ps_and_metrics() {
+    let c = Containerd::start("ops");
+    run_detached(&c, "o1", &["sleep", "1000"]);
+    c.ctr_ok(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "bg",
+        "o1",
+        "sleep",
+        "1000",
+    ]);
+
+    c.ctr_ok(&["task", "pause", "o1"]);
+    assert_eq!(c.task_status("o1").as_deref(), Some("PAUSED"));
+    c.ctr_ok(&["task", "resume", "o1"]);
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+
+    let ps = c.ctr_ok(&["task", "ps", "o1"]);
+    assert_eq!(ps.lines().count(), 3, "init and one exec: {ps}");
+    assert!(ps.contains("bg"), "the exec's id in ps: {ps}");
+
+    let m = c.ctr_ok(&["task", "metrics", "o1"]);
+    assert!(m.contains("pids.current") || m.contains("pids"), "{m}");
+    assert!(m.contains("memory"), "{m}");
+
+    // SIGTERM to a pid-1 `sleep` without a handler is ignored, as with runc.
+    c.ctr_ok(&["task", "kill", "o1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    let o = c.ctr(&["task", "rm", "o1"]);
+    assert!(!o.status.success(), "a running task cannot be deleted");
+
+    c.ctr_ok(&["task", "kill", "-s", "KILL", "o1"]);
+    wait_for(&c, "o1", "STOPPED");
+    let o = c.ctr(&["task", "kill", "-s", "KILL", "o1"]);
+    assert!(!o.status.success(), "killing a stopped task fails");
+    let rm = c.ctr_ok(&["task", "rm", "o1"]);
+    assert!(rm.is_empty(), "{rm}");
+    c.ctr_ok(&["container", "rm", "o1"]);
+    c.assert_no_residue();
+}
+
+#[test]
+fn events_come_in_containerds_order_with_oom_before_exit() {
+    let c = Containerd::start("events");
+    let log = c.dir.join("events.txt");
+    let mut events = c
+        .ctr_cmd(&["events"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    run_detached(&c, "v1", &["sleep", "1000"]);
+    c.ctr_ok(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "bg",
+        "v1",
+        "sleep",
+        "1000",
+    ]);
+    kill_and_remove(&c, "v1");
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--memory-limit",
+        "16000000",
+        IMAGE,
+        "m1",
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", out(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let _ = events.wait();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let topics = |id: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("/tasks/") && l.contains(&format!("\"container_id\":\"{id}\"")))
+            .map(|l| {
+                let topic = l
+                    .split_whitespace()
+                    .find(|w| w.starts_with("/tasks/"))
+                    .unwrap();
+                let exec = if l.contains("\"id\":\"bg\"") || l.contains("\"exec_id\":\"bg\"") {
+                    "(bg)"
+                } else {
+                    ""
+                };
+                format!("{topic}{exec}")
+            })
+            .collect()
+    };
+    assert_eq!(
+        topics("v1"),
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exec-added(bg)",
+            "/tasks/exec-started(bg)",
+            "/tasks/exit(bg)",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        topics("m1"),
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/oom",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{text}"
+    );
+    c.assert_no_residue();
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    let c = Containerd::start("twenty");
+    let ids: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || run_detached(c, id, &["sleep", "1000"]));
+        }
+    });
+    let tasks = c.tasks();
+    for id in &ids {
+        assert!(
+            tasks.contains(&(id.clone(), "RUNNING".into())),
+            "{id}: {tasks:?}"
+        );
+    }
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || kill_and_remove(c, id));
+        }
+    });
+    c.assert_no_residue();
+}
+
+#[test]
+fn a_killed_shim_is_cleaned_up_by_its_delete() {
+    let c = Containerd::start("crash");
+    run_detached(&c, "k1", &["sleep", "1000"]);
+    let shims = c.shims();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shims[0]),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    // containerd sees the shim go, runs `containerd-shim-husk-v2 delete`, and the task is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.task_status("k1").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "task k1 outlived its shim: {:?}\n{}",
+            c.tasks(),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.ctr_ok(&["container", "rm", "k1"]);
+    c.assert_no_residue();
+}
+
+#[test]
+fn runcs_shim_drives_husk_too() {
+    let c = Containerd::start("runcshim");
+    let husk = spec_tests::husk_bin();
+    let husk = husk.to_string_lossy();
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.runc.v2",
+        "--runc-binary",
+        &husk,
+        IMAGE,
+        "g1",
+        "sh",
+        "-c",
+        "echo via runc shim; exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "via runc shim\n");
+}
+
+#[test]
+fn a_failed_create_reports_husks_error_and_leaves_nothing() {
+    let c = Containerd::start("badcreate");
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "b1",
+        "/no/such/binary",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/no/such/binary"), "{err}");
+    let _ = c.ctr(&["container", "rm", "b1"]);
+    c.assert_no_residue();
+}
