@@ -14,7 +14,7 @@ use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::EventsClient;
 use protobuf::well_known_types::any::Any;
 use protobuf::well_known_types::timestamp::Timestamp;
-use protobuf::{MessageField, MessageFull};
+use protobuf::{Message, MessageField};
 
 pub struct Publisher {
     tx: Mutex<Sender<(&'static str, Any)>>,
@@ -37,9 +37,9 @@ pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {
 }
 
 /// Packs a message as containerd's typeurl registry names it: the proto's full name.
-pub fn to_any<M: MessageFull>(m: &M) -> Any {
+pub fn to_any<M: Message>(type_url: &str, m: &M) -> Any {
     Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: type_url.to_string(),
         value: m.write_to_bytes().unwrap_or_default(),
         ..Default::default()
     }
@@ -55,8 +55,23 @@ impl Publisher {
         Publisher { tx: Mutex::new(tx) }
     }
 
-    pub fn publish<M: MessageFull>(&self, topic: &'static str, event: &M) {
-        let _ = self.tx.lock().unwrap().send((topic, to_any(event)));
+    /// Queues `event` for `topic`; its type URL is the proto's full name, spelt out here
+    /// rather than read from the descriptor, which would build every descriptor in memory.
+    pub fn publish<M: Message>(&self, topic: &'static str, event: &M) {
+        let name = match topic {
+            "/tasks/create" => "TaskCreate",
+            "/tasks/start" => "TaskStart",
+            "/tasks/oom" => "TaskOOM",
+            "/tasks/exit" => "TaskExit",
+            "/tasks/delete" => "TaskDelete",
+            "/tasks/exec-added" => "TaskExecAdded",
+            "/tasks/exec-started" => "TaskExecStarted",
+            "/tasks/paused" => "TaskPaused",
+            "/tasks/resumed" => "TaskResumed",
+            _ => "TaskCheckpointed",
+        };
+        let any = to_any(&format!("containerd.events.{name}"), event);
+        let _ = self.tx.lock().unwrap().send((topic, any));
     }
 }
 

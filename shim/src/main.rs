@@ -89,7 +89,11 @@ fn serve(flags: &flags::Flags) -> Result<()> {
         .into_iter()
         .map(|(k, v)| (k.replace("containerd.task.v3.", "containerd.task.v2."), v))
         .collect();
+    // containerd keeps one connection; two idle workers suffice, more start when Waits block.
     let mut server = ttrpc::Server::new()
+        .set_thread_count_min(1)
+        .set_thread_count_default(2)
+        .set_thread_count_max(3)
         .add_listener(fd)
         .map_err(|e| Error::msg(format!("ttrpc listener on fd {fd}: {e}")))?
         .register_service(v3)

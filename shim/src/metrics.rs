@@ -3,9 +3,8 @@
 
 use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
-use protobuf::reflect::{ReflectValueBox, RuntimeFieldType, RuntimeType};
 use protobuf::well_known_types::any::Any;
-use protobuf::{MessageField, MessageFull};
+use protobuf::MessageField;
 use serde_json::Value;
 
 use crate::events::to_any;
@@ -14,25 +13,19 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-/// Fills every u64 field of `m` whose name (after `rename`) is a key of `raw`.
-fn fill_from_raw<M: MessageFull>(m: &mut M, raw: &Value, rename: impl Fn(&str) -> String) {
-    for f in M::descriptor().fields() {
-        if let Some(v) = raw.get(rename(f.name())).and_then(Value::as_u64) {
-            if matches!(
-                f.runtime_field_type(),
-                RuntimeFieldType::Singular(RuntimeType::U64)
-            ) {
-                f.set_singular_field(m, ReflectValueBox::U64(v));
-            }
-        }
-    }
+/// Copies memory.stat counters (`raw`) into proto fields; spelt out, because protobuf's
+/// reflection would more than double the shim's code, and so its resident size.
+macro_rules! from_raw {
+    ($m:expr, $raw:expr, { $($field:ident: $key:literal),* $(,)? }) => {
+        $( $m.$field = u(&$raw[$key]); )*
+    };
 }
 
 pub fn from_runc_stats(data: &Value, unified: bool) -> Any {
     if unified {
-        to_any(&v2_metrics(data))
+        to_any("io.containerd.cgroups.v2.Metrics", &v2_metrics(data))
     } else {
-        to_any(&v1_metrics(data))
+        to_any("io.containerd.cgroups.v1.Metrics", &v1_metrics(data))
     }
 }
 
@@ -79,12 +72,20 @@ fn v1_metrics(d: &Value) -> v1::Metrics {
             })
         };
         let mut s = v1::MemoryStat::new();
-        // memory.stat spells the page counters without the proto's underscores.
-        fill_from_raw(&mut s, &mem["raw"], |n| {
-            n.replace("pg_pg_in", "pgpgin")
-                .replace("pg_pg_out", "pgpgout")
-                .replace("pg_fault", "pgfault")
-                .replace("pg_maj_fault", "pgmajfault")
+        from_raw!(s, mem["raw"], {
+            cache: "cache", rss: "rss", rss_huge: "rss_huge", mapped_file: "mapped_file",
+            dirty: "dirty", writeback: "writeback", pg_pg_in: "pgpgin", pg_pg_out: "pgpgout",
+            pg_fault: "pgfault", pg_maj_fault: "pgmajfault", inactive_anon: "inactive_anon",
+            active_anon: "active_anon", inactive_file: "inactive_file", active_file: "active_file",
+            unevictable: "unevictable", hierarchical_memory_limit: "hierarchical_memory_limit",
+            hierarchical_swap_limit: "hierarchical_memsw_limit", total_cache: "total_cache",
+            total_rss: "total_rss", total_rss_huge: "total_rss_huge",
+            total_mapped_file: "total_mapped_file", total_dirty: "total_dirty",
+            total_writeback: "total_writeback", total_pg_pg_in: "total_pgpgin",
+            total_pg_pg_out: "total_pgpgout", total_pg_fault: "total_pgfault",
+            total_pg_maj_fault: "total_pgmajfault", total_inactive_anon: "total_inactive_anon",
+            total_active_anon: "total_active_anon", total_inactive_file: "total_inactive_file",
+            total_active_file: "total_active_file", total_unevictable: "total_unevictable",
         });
         s.usage = entry(&mem["usage"]);
         s.swap = entry(&mem["swap"]);
@@ -119,7 +120,19 @@ fn v2_metrics(d: &Value) -> v2::Metrics {
     }
     if let Some(mem) = d.get("memory") {
         let mut s = v2::MemoryStat::new();
-        fill_from_raw(&mut s, &mem["raw"], str::to_string);
+        from_raw!(s, mem["raw"], {
+            anon: "anon", file: "file", kernel_stack: "kernel_stack", slab: "slab", sock: "sock",
+            shmem: "shmem", file_mapped: "file_mapped", file_dirty: "file_dirty",
+            file_writeback: "file_writeback", anon_thp: "anon_thp", inactive_anon: "inactive_anon",
+            active_anon: "active_anon", inactive_file: "inactive_file", active_file: "active_file",
+            unevictable: "unevictable", slab_reclaimable: "slab_reclaimable",
+            slab_unreclaimable: "slab_unreclaimable", pgfault: "pgfault", pgmajfault: "pgmajfault",
+            workingset_refault: "workingset_refault", workingset_activate: "workingset_activate",
+            workingset_nodereclaim: "workingset_nodereclaim", pgrefill: "pgrefill",
+            pgscan: "pgscan", pgsteal: "pgsteal", pgactivate: "pgactivate",
+            pgdeactivate: "pgdeactivate", pglazyfree: "pglazyfree", pglazyfreed: "pglazyfreed",
+            thp_fault_alloc: "thp_fault_alloc", thp_collapse_alloc: "thp_collapse_alloc",
+        });
         s.usage = u(&mem["usage"]["usage"]);
         s.usage_limit = u(&mem["usage"]["limit"]);
         s.max_usage = u(&mem["usage"]["max"]);

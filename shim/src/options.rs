@@ -161,7 +161,7 @@ mod tests {
             systemd_cgroup: true,
             ..Default::default()
         };
-        let any = crate::events::to_any(&o);
+        let any = crate::events::to_any("containerd.runc.v1.Options", &o);
         let got = Options::from_any(Some(&any)).unwrap();
         assert_eq!(got.binary(), "/usr/bin/husk");
         assert!(got.systemd_cgroup);

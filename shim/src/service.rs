@@ -667,7 +667,8 @@ impl containerd_shim_protos::Task for Service {
                             exec_id: p.exec_id.clone(),
                             ..Default::default()
                         };
-                        info.info = MessageField::some(to_any(&d));
+                        info.info =
+                            MessageField::some(to_any("containerd.runc.v1.ProcessDetails", &d));
                     }
                     info
                 })
