@@ -10,10 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 . hack/lib.sh
-ensure_packages busybox-static jq hyperfine runc crun time
+ensure_packages busybox-static jq hyperfine runc crun time containerd
 runs=${RUNS:-30}
 
-runtimes=("husk=$repo/target/release/husk" "runc=$(command -v runc)" "crun=$(command -v crun)")
+runtimes=("husk=$repo/target/dist/husk" "runc=$(command -v runc)" "crun=$(command -v crun)")
 # youki is built from crates.io (several minutes on 2 cores): asked for explicitly.
 if [ "${HUSK_BENCH_YOUKI:-0}" = 1 ]; then
 	if ! command -v youki >/dev/null; then
@@ -22,7 +22,7 @@ if [ "${HUSK_BENCH_YOUKI:-0}" = 1 ]; then
 	fi
 	runtimes+=("youki=$(command -v youki)")
 fi
-cargo build -q --release -p husk
+hack/build-release.sh >/dev/null
 
 work=$(mktemp -d /tmp/husk-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -77,5 +77,51 @@ jq -r '
     ($r[] | [.runtime, (.lifecycle_ms | . * 10 | round / 10), (.run_ms | . * 10 | round / 10), (.exec_ms | . * 10 | round / 10), .peak_rss_kib, (.binary_bytes / 1048576 | . * 10 | round / 10)]),
     ($r[] | select(.runtime == "husk") | ["husk/runc", (.lifecycle_ms / $runc.lifecycle_ms | . * 100 | round / 100), (.run_ms / $runc.run_ms | . * 100 | round / 100), (.exec_ms / $runc.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $runc.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $runc.binary_bytes | . * 100 | round / 100)]),
     ($r[] | select(.runtime == "husk") | ["husk/crun", (.lifecycle_ms / $crun.lifecycle_ms | . * 100 | round / 100), (.run_ms / $crun.run_ms | . * 100 | round / 100), (.exec_ms / $crun.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $crun.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $crun.binary_bytes | . * 100 | round / 100)])
+  | @tsv' "$out/$stamp.json" | column -t -s $'\t'
+
+# The shim, per pod: resident and proportional size of each shim serving one `sleep`
+# container, and the latency of a whole `ctr run --rm … true`, beside containerd's Go runc
+# shim (driving runc) under the same private containerd.
+pods=${PODS:-5}
+hack/make-oci-image.sh "$work/image.tar" docker.io/library/busybox:bench
+ctd=$work/ctd
+mkdir -p "$ctd"
+printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/c.sock"\n[ttrpc]\n  address = "%s/c.sock.ttrpc"\n' \
+	"$ctd" "$ctd" "$ctd" "$ctd" >"$ctd/config.toml"
+PATH=$repo/target/dist:$PATH containerd --config "$ctd/config.toml" >"$ctd/log" 2>&1 &
+ctd_pid=$!
+trap 'kill $ctd_pid 2>/dev/null; wait $ctd_pid 2>/dev/null; for m in $(grep -o "$work[^ ]*" /proc/self/mounts | sort -r); do umount -l "$m"; done; rm -rf "$work"' EXIT
+ctr="ctr --address $ctd/c.sock --namespace bench"
+for _ in $(seq 100); do $ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+$ctr images import "$work/image.tar" >/dev/null
+: >"$work/shims.jsonl"
+for entry in husk=io.containerd.husk.v2 runc-go=io.containerd.runc.v2; do
+	name=${entry%%=*} rt=${entry#*=}
+	for i in $(seq "$pods"); do $ctr run -d --runtime "$rt" docker.io/library/busybox:bench "$name-$i" sleep 1000; done
+	rss=() pss=()
+	for pid in $(pgrep -f "containerd-shim.*-address $ctd/c.sock"); do
+		rss+=("$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")")
+		pss+=("$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")")
+	done
+	for i in $(seq "$pods"); do
+		$ctr task kill -s KILL "$name-$i"
+	done
+	sleep 0.5
+	for i in $(seq "$pods"); do $ctr task rm "$name-$i" >/dev/null 2>&1; $ctr container rm "$name-$i"; done
+	hyperfine --shell=bash -w 2 -r "$runs" --export-json "$work/ctr-$name.json" \
+		"$ctr run --rm --runtime $rt docker.io/library/busybox:bench b\$RANDOM\$RANDOM true" >/dev/null 2>&1
+	median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+	printf '{"shim":"%s","pods":%s,"rss_kib":%s,"pss_kib":%s,"ctr_run_ms":%s}\n' "$name" "${#rss[@]}" \
+		"$(median "${rss[@]}")" "$(median "${pss[@]}")" "$(jq '.results[0].median * 1000' "$work/ctr-$name.json")" >>"$work/shims.jsonl"
+done
+jq --slurpfile shims "$work/shims.jsonl" '. + {shims: $shims}' "$out/$stamp.json" >"$work/all.json"
+mv "$work/all.json" "$out/$stamp.json"
+echo
+echo "shim per pod (median of $pods pods; RSS and PSS in KiB; ctr run --rm … true in ms)"
+jq -r '
+  .shims as $s | ($s | map(select(.shim == "runc-go"))[0]) as $go
+  | ["shim", "RSS", "PSS", "ctr run"],
+    ($s[] | [.shim, .rss_kib, .pss_kib, (.ctr_run_ms | . * 10 | round / 10)]),
+    ($s[] | select(.shim == "husk") | ["husk/runc-go", (.rss_kib / $go.rss_kib | . * 100 | round / 100), (.pss_kib / $go.pss_kib | . * 100 | round / 100), (.ctr_run_ms / $go.ctr_run_ms | . * 100 | round / 100)])
   | @tsv' "$out/$stamp.json" | column -t -s $'\t'
 echo "(JSON: target/bench/$stamp.json)"
