@@ -259,3 +259,79 @@ pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: SIOCSIFFLAGS reads the ifreq we own for the duration of the call.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
 }
+
+/// One `bpf(2)` call on `attr`, a `union bpf_attr` the caller filled (byte offsets as in
+/// linux/bpf.h); 128 bytes covers every command used here, and the kernel wants the rest zero.
+fn bpf(cmd: libc::c_int, attr: &mut [u8; 128]) -> nix::Result<libc::c_long> {
+    // SAFETY: attr outlives the call; every pointer the wrappers below store in it points into
+    // a slice they borrow for the duration of the call.
+    Errno::result(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) })
+}
+
+fn put32(attr: &mut [u8; 128], at: usize, v: u32) {
+    attr[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put64(attr: &mut [u8; 128], at: usize, v: u64) {
+    attr[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn owned(fd: libc::c_long) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: bpf(2) just returned this new fd; nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+pub const BPF_CGROUP_DEVICE: u32 = 6;
+pub const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// BPF_PROG_LOAD of `insns` (8-byte eBPF instructions).
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[[u8; 8]],
+    license: &std::ffi::CStr,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, prog_type);
+    put32(&mut a, 4, insns.len() as u32);
+    put64(&mut a, 8, insns.as_ptr() as u64);
+    put64(&mut a, 16, license.as_ptr() as u64);
+    bpf(5, &mut a).map(owned)
+}
+
+/// BPF_PROG_ATTACH (`attach`) or BPF_PROG_DETACH of `prog` on the cgroup directory `target`.
+pub fn bpf_prog_attach(
+    attach: bool,
+    target: BorrowedFd,
+    prog: BorrowedFd,
+    attach_type: u32,
+    flags: u32,
+) -> nix::Result<()> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, target.as_raw_fd() as u32);
+    put32(&mut a, 4, prog.as_raw_fd() as u32);
+    put32(&mut a, 8, attach_type);
+    put32(&mut a, 12, flags);
+    bpf(if attach { 8 } else { 9 }, &mut a).map(drop)
+}
+
+/// BPF_PROG_QUERY: the ids of the programs attached to `target` itself (at most 64).
+pub fn bpf_prog_query(target: BorrowedFd, attach_type: u32) -> nix::Result<Vec<u32>> {
+    let mut ids = [0u32; 64];
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, target.as_raw_fd() as u32);
+    put32(&mut a, 4, attach_type);
+    put64(&mut a, 16, ids.as_mut_ptr() as u64);
+    put32(&mut a, 24, ids.len() as u32);
+    bpf(16, &mut a)?;
+    let count = u32::from_ne_bytes(a[24..28].try_into().unwrap()) as usize;
+    Ok(ids[..count.min(ids.len())].to_vec())
+}
+
+/// BPF_PROG_GET_FD_BY_ID.
+pub fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<std::os::fd::OwnedFd> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, id);
+    bpf(13, &mut a).map(owned)
+}

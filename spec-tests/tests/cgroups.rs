@@ -147,3 +147,44 @@ fn events_stats_and_oom() {
     let status = ev.wait().unwrap();
     assert!(status.success());
 }
+
+/// Device rules (v1 devices.allow/deny, v2 an eBPF filter): a node made with mknod opens only
+/// when a rule allows the access asked for; /dev/null stays usable whatever the rules.
+#[test]
+fn device_rules_decide_which_nodes_open() {
+    let script = "mknod /dev/hloop b 7 0 2>&1 && (exec 3</dev/null && echo null-ok); \
+                  (exec 3</dev/hloop) 2>&1; echo read-done; (exec 3>/dev/hloop) 2>&1; echo write-done";
+    let with_mknod = |c: &mut Ctx| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c.config()["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap();
+            caps.push(json!("CAP_MKNOD"));
+        }
+    };
+    let mut c = Ctx::new("devices", &["sh", "-c", script]);
+    with_mknod(&mut c);
+    c.config()["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    let denied = c.run_ok();
+    assert!(denied.contains("null-ok"), "{denied}");
+    let (read, write) = denied.split_once("read-done").unwrap();
+    assert!(read.contains("Operation not permitted"), "{denied}");
+    assert!(write.contains("Operation not permitted"), "{denied}");
+
+    let mut c = Ctx::new("devices-r", &["sh", "-c", script]);
+    with_mknod(&mut c);
+    c.config()["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}
+    ]);
+    let out = c.run_ok();
+    let (read, write) = out.split_once("read-done").unwrap();
+    assert!(
+        !read.contains("Operation not permitted"),
+        "read is allowed: {out}"
+    );
+    assert!(
+        write.contains("Operation not permitted"),
+        "write is not: {out}"
+    );
+}

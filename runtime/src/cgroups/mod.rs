@@ -4,6 +4,7 @@
 //! The resolved directories are recorded in the container's state (`Placement`), so later
 //! commands never re-derive them from a host whose mounts may have changed.
 
+pub mod devices;
 pub mod v1;
 pub mod v2;
 
@@ -243,7 +244,10 @@ impl Placement {
                     .with_hint("thaw it (freezer.state THAWED or cgroup.freeze 0) or use another cgroupsPath"));
             }
             if let (Some(dir), false) = (pl.v1_dir("devices"), rootless) {
-                v1::apply_devices(dir, spec)?;
+                devices::apply_v1(dir, spec)?;
+            }
+            if let (Layout::Unified, Some(dir), false) = (pl.layout, &pl.v2, rootless) {
+                devices::apply_v2(dir, spec)?;
             }
             if let (Layout::Unified, Some(dir), Some(m)) = (pl.layout, &pl.v2, unified) {
                 v2::enable_controllers(&m.mountpoint, dir)?;

@@ -1,97 +1,12 @@
-//! cgroup v1: the device allow-list and the freezer.
+//! cgroup v1: resources, the freezer and stats (device rules: `devices`).
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Context, Error, Result};
-
-/// The devices every container may use whatever its config says (runc allows the same), after
-/// the config's own rules and its `linux.devices`.
-const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:1 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-];
-
-fn rule(
-    typ: Option<LinuxDeviceType>,
-    major: Option<i64>,
-    minor: Option<i64>,
-    access: &str,
-) -> String {
-    let t = match typ {
-        Some(LinuxDeviceType::B) => "b",
-        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
-        Some(LinuxDeviceType::P) => "p",
-        Some(LinuxDeviceType::A) | None => "a",
-    };
-    let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
-    if t == "a" {
-        return "a".into();
-    }
-    format!("{t} {}:{} {access}", num(major), num(minor))
-}
-
-fn cgroup_rule(d: &LinuxDeviceCgroup) -> String {
-    // Letters other than r, w and m mean nothing to the kernel (runc drops them too).
-    let access: String = d
-        .access()
-        .as_deref()
-        .unwrap_or("rwm")
-        .chars()
-        .filter(|c| "rwm".contains(*c))
-        .collect();
-    rule(
-        d.typ(),
-        d.major(),
-        d.minor(),
-        if access.is_empty() { "rwm" } else { &access },
-    )
-}
-
-pub fn apply_devices(dir: &Path, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let mut writes: Vec<(bool, String)> = Vec::new();
-    for d in linux
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        writes.push((d.allow(), cgroup_rule(d)));
-    }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        writes.push((
-            true,
-            rule(Some(d.typ()), Some(d.major()), Some(d.minor()), "rwm"),
-        ));
-    }
-    writes.extend(DEFAULT_ALLOWED.iter().map(|r| (true, r.to_string())));
-    for (allow, r) in writes {
-        let f = dir.join(if allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        });
-        fs::write(&f, &r).ctx(|| format!("device rule {r:?}: write {}", f.display()))?;
-    }
-    Ok(())
-}
 
 pub fn is_frozen(dir: &Path) -> bool {
     fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
