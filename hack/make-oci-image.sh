@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make-oci-image.sh OUT.tar NAME: a one-layer OCI image archive of the busybox rootfs, for
-# `ctr images import` (the test machines have no registry to pull from).
+# make-oci-image.sh OUT.tar NAME [CMD-JSON]: a one-layer OCI image archive of the busybox
+# rootfs, for `ctr images import` (the test machines have no registry to pull from). CMD-JSON
+# is the image's Cmd, ["sh"] by default (a pod's pause image needs one that stays up).
 set -euo pipefail
-out=$1 name=$2
+out=$1 name=$2 cmd=${3:-'["sh"]'}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=hack/lib.sh
 source "$here/lib.sh"
@@ -23,8 +24,8 @@ blob() {
 
 tar -C "$w/rootfs" --numeric-owner --sort=name --mtime=@0 -cf "$w/layer" .
 read -r layer layer_size < <(blob "$w/layer")
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-	"$layer" >"$w/config"
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+	"$cmd" "$layer" >"$w/config"
 read -r config config_size < <(blob "$w/config")
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
 	"$config" "$config_size" "$layer" "$layer_size" >"$w/manifest"

@@ -8,11 +8,15 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "docker.io/library/busybox:husk-test";
+/// The busybox image again, with a Cmd that stays up: the pods' sandbox ("pause") image.
+pub const PAUSE_IMAGE: &str = "docker.io/library/husk-pause:test";
 
 pub struct Containerd {
     pub dir: PathBuf,
     pub sock: PathBuf,
     pub namespace: String,
+    /// husk's `--root` as the shim computes it for this containerd's namespace.
+    pub husk_root: PathBuf,
     child: Child,
 }
 
@@ -29,19 +33,43 @@ pub fn path_env() -> String {
     )
 }
 
-fn image_archive() -> &'static Path {
-    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
-    ARCHIVE.get_or_init(|| {
-        let out = target_dir().join("busybox-oci.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/make-oci-image.sh");
-        let st = Command::new(script).arg(&out).arg(IMAGE).status().unwrap();
-        assert!(st.success(), "hack/make-oci-image.sh failed");
-        out
+fn make_image(file: &str, name: &str, cmd: &str) -> PathBuf {
+    let out = target_dir().join(file);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/make-oci-image.sh");
+    let st = Command::new(script)
+        .arg(&out)
+        .arg(name)
+        .arg(cmd)
+        .status()
+        .unwrap();
+    assert!(st.success(), "hack/make-oci-image.sh failed");
+    out
+}
+
+fn images() -> &'static [PathBuf; 2] {
+    static ARCHIVES: OnceLock<[PathBuf; 2]> = OnceLock::new();
+    ARCHIVES.get_or_init(|| {
+        [
+            make_image("busybox-oci.tar", IMAGE, r#"["sh"]"#),
+            make_image("pause-oci.tar", PAUSE_IMAGE, r#"["sleep", "2147483647"]"#),
+        ]
     })
 }
 
 impl Containerd {
+    /// A containerd for `ctr`: CRI off.
     pub fn start(name: &str) -> Containerd {
+        Containerd::launch(name, false)
+    }
+
+    /// A containerd with its CRI plugin on, a `husk` runtime handler (io.containerd.husk.v2,
+    /// options through ConfigPath as CRI passes them to non-runc shims), host-network pods only
+    /// (no CNI), and the images in the k8s.io namespace.
+    pub fn start_cri(name: &str) -> Containerd {
+        Containerd::launch(name, true)
+    }
+
+    fn launch(name: &str, cri: bool) -> Containerd {
         assert!(
             target_dir().join("containerd-shim-husk-v2").exists(),
             "build the shim first: cargo build --workspace"
@@ -50,13 +78,34 @@ impl Containerd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("c.sock");
-        let config = format!(
+        let mut config = format!(
             "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
              [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{s}.ttrpc\"\n",
             d = dir.display(),
             s = sock.display()
         );
+        let (namespace, husk_root) = if cri {
+            let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
+            config += &format!(
+                "[{cri}]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n\
+                 [{cri}.containerd]\n  default_runtime_name = \"husk\"\n\
+                 [{cri}.containerd.runtimes.husk]\n  runtime_type = \"io.containerd.husk.v2\"\n\
+                 [{cri}.containerd.runtimes.husk.options]\n  ConfigPath = \"{d}/husk.toml\"\n\
+                 [{cri}.cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/cni\"\n",
+                d = dir.display()
+            );
+            std::fs::write(
+                dir.join("husk.toml"),
+                format!("Root = \"{}/husk\"\n", dir.display()),
+            )
+            .unwrap();
+            ("k8s.io".to_string(), dir.join("husk/k8s.io"))
+        } else {
+            config += "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
+            let ns = format!("husk-{name}");
+            let root = Path::new("/run/containerd/husk").join(&ns);
+            (ns, root)
+        };
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
         let child = Command::new("containerd")
@@ -71,7 +120,8 @@ impl Containerd {
         let c = Containerd {
             dir,
             sock,
-            namespace: format!("husk-{name}"),
+            namespace,
+            husk_root,
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -83,8 +133,9 @@ impl Containerd {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let archive = image_archive().to_string_lossy().into_owned();
-        c.ctr_ok(&["images", "import", &archive]);
+        for archive in images() {
+            c.ctr_ok(&["images", "import", &archive.to_string_lossy()]);
+        }
         c
     }
 
@@ -156,11 +207,6 @@ impl Containerd {
         pids
     }
 
-    /// husk's state directory for this namespace (the shim's default `--root`).
-    pub fn husk_root(&self) -> PathBuf {
-        Path::new("/run/containerd/husk").join(&self.namespace)
-    }
-
     /// What is left of containers: shims, husk state, task bundles, rootfs mounts.
     fn residue(&self) -> Vec<String> {
         let mut left: Vec<String> = self
@@ -177,7 +223,7 @@ impl Containerd {
                 })
                 .unwrap_or_default()
         };
-        left.extend(names(&self.husk_root()));
+        left.extend(names(&self.husk_root));
         let tasks = self
             .dir
             .join("state/io.containerd.runtime.v2.task")
@@ -210,12 +256,20 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("containerd's log, last lines:");
+            for l in tail.iter().rev() {
+                eprintln!("  {l}");
+            }
+        }
         // Whatever a failed test left: its containers, shims and mounts.
-        if let Ok(d) = std::fs::read_dir(self.husk_root()) {
+        if let Ok(d) = std::fs::read_dir(&self.husk_root) {
             for e in d.flatten() {
                 let _ = Command::new(crate::husk_bin())
                     .arg("--root")
-                    .arg(self.husk_root())
+                    .arg(&self.husk_root)
                     .args(["delete", "--force"])
                     .arg(e.file_name())
                     .output();
@@ -238,6 +292,6 @@ impl Drop for Containerd {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_dir_all(self.husk_root());
+        let _ = std::fs::remove_dir_all(&self.husk_root);
     }
 }

@@ -1,0 +1,195 @@
+//! Kubernetes' view: containerd's CRI plugin with a `husk` runtime handler
+//! (io.containerd.husk.v2), driven over the CRI gRPC API as the kubelet drives it.
+
+use std::path::{Path, PathBuf};
+
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::*;
+use spec_tests::containerd::{Containerd, IMAGE};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+async fn connect(sock: &Path) -> RuntimeServiceClient<Channel> {
+    let path: PathBuf = sock.to_path_buf();
+    let channel = Endpoint::try_from("http://[::]:0")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .expect("connect to containerd's CRI socket");
+    RuntimeServiceClient::new(channel)
+}
+
+fn pod_config(c: &Containerd) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "pod1".into(),
+            uid: "uid-pod1".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "pod1".into(),
+        log_directory: c.dir.join("pods").to_string_lossy().into_owned(),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                // Host network: no CNI on the test machines.
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container(name: &str, command: &[&str]) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: IMAGE.into(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_pod_of_two_containers_runs_on_one_husk_shim() {
+    let c = Containerd::start_cri("cri");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cri = connect(&c.sock).await;
+        let config = pod_config(&c);
+        let pod = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: "husk".into(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+
+        let mut ids = Vec::new();
+        for (name, cmd) in [
+            ("a", &["sleep", "1000"][..]),
+            ("b", &["sh", "-c", "echo started; exec sleep 1000"][..]),
+        ] {
+            let id = cri
+                .create_container(CreateContainerRequest {
+                    pod_sandbox_id: pod.clone(),
+                    config: Some(container(name, cmd)),
+                    sandbox_config: Some(config.clone()),
+                })
+                .await
+                .expect("CreateContainer")
+                .into_inner()
+                .container_id;
+            cri.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            ids.push(id);
+        }
+        // One shim serves the pod: the sandbox and both containers.
+        assert_eq!(c.shims().len(), 1, "shims: {:?}", c.shims());
+
+        let r = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: ids[0].clone(),
+                cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"]
+                    .map(String::from)
+                    .to_vec(),
+                timeout: 10,
+            })
+            .await
+            .expect("ExecSync")
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
+        assert_eq!(r.exit_code, 3);
+
+        let stats = cri
+            .container_stats(ContainerStatsRequest {
+                container_id: ids[0].clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .unwrap();
+        let memory = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value);
+        assert!(memory.is_some_and(|m| m > 0), "working set: {memory:?}");
+
+        // The container's stdout reached the pod's log in CRI's format.
+        let log = c.dir.join("pods/b.log");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("stdout F started")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+
+        for id in &ids {
+            cri.stop_container(StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 0,
+            })
+            .await
+            .expect("StopContainer");
+            let st = cri
+                .container_status(ContainerStatusRequest {
+                    container_id: id.clone(),
+                    verbose: false,
+                })
+                .await
+                .expect("ContainerStatus")
+                .into_inner()
+                .status
+                .unwrap();
+            assert_eq!(st.state, ContainerState::ContainerExited as i32);
+            assert_eq!(st.exit_code, 137, "killed by SIGKILL");
+            cri.remove_container(RemoveContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("RemoveContainer");
+        }
+        cri.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+    c.assert_no_residue();
+}
