@@ -56,6 +56,23 @@ fn images() -> &'static [PathBuf; 2] {
     })
 }
 
+fn spawn_containerd(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("PATH", path_env())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd (apt-get install containerd)")
+}
+
 impl Containerd {
     /// A containerd for `ctr`: CRI off.
     pub fn start(name: &str) -> Containerd {
@@ -107,16 +124,7 @@ impl Containerd {
             (ns, root)
         };
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env("PATH", path_env())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd (apt-get install containerd)");
+        let child = spawn_containerd(&dir);
         let c = Containerd {
             dir,
             sock,
@@ -137,6 +145,26 @@ impl Containerd {
             c.ctr_ok(&["images", "import", &archive.to_string_lossy()]);
         }
         c
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.ctr(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills containerd (SIGKILL, as a crash would) and starts it again on the same state.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_containerd(&self.dir);
+        self.wait_ready();
     }
 
     pub fn log(&self) -> String {

@@ -354,3 +354,42 @@ fn a_failed_create_reports_husks_error_and_leaves_nothing() {
     let _ = c.ctr(&["container", "rm", "b1"]);
     c.assert_no_residue();
 }
+
+#[test]
+fn the_shim_outlives_a_containerd_restart() {
+    let mut c = Containerd::start("restart");
+    run_detached(
+        &c,
+        "s1",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    let shim = c.shims();
+    assert_eq!(shim.len(), 1);
+    // containerd's socket for this shim is for containerd alone.
+    let address = std::fs::read_to_string(
+        c.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&c.namespace)
+            .join("s1/address"),
+    )
+    .unwrap();
+    let socket = address.trim().trim_start_matches("unix://");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{socket}");
+
+    c.restart();
+    assert_eq!(c.shims(), shim, "the same shim serves on");
+    assert_eq!(c.task_status("s1").as_deref(), Some("RUNNING"));
+    let o = c.ctr(&["task", "exec", "--exec-id", "x", "s1", "sh", "-c", "exit 6"]);
+    assert_eq!(o.status.code(), Some(6), "{}", out(&o));
+    c.ctr_ok(&["task", "kill", "s1"]);
+    wait_for(&c, "s1", "STOPPED");
+    c.ctr_ok(&["task", "rm", "s1"]);
+    c.ctr_ok(&["container", "rm", "s1"]);
+    c.assert_no_residue();
+}
