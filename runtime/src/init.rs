@@ -105,7 +105,7 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
         cgroup_ns: ctx.plan.has(LinuxNamespaceType::Cgroup),
         user_ns: ctx.plan.has(LinuxNamespaceType::User),
     };
-    rootfs.prepare().map_err(|e| e.context("prepare rootfs"))?;
+    rootfs.prepare()?;
     make_cwd(ctx, process.cwd())?;
 
     ch.send(&Msg::RunHooks)?;

@@ -13,6 +13,7 @@ pub mod foreground;
 pub mod hooks;
 pub mod init;
 pub mod log;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

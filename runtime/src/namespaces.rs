@@ -68,6 +68,7 @@ impl Plan {
                             p.display()
                         )
                     })?;
+                    check_kind(&f, ns.typ(), p)?;
                     plan.join.push((ns.typ(), f));
                 }
                 _ => {
@@ -111,6 +112,32 @@ impl Plan {
     }
 }
 
+/// An nsfs file's link reads "net:[4026531992]": the kind of namespace it is.
+fn check_kind(f: &File, t: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap_or_default();
+    let link = link.to_string_lossy();
+    // The kernel calls the network namespace "net" and the mount namespace "mnt".
+    let want = match t {
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Mount => "mnt",
+        other => ns_name(other),
+    };
+    if link.strip_prefix(want).is_some_and(|r| r.starts_with(":[")) {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "linux.namespaces: {} is not a {} namespace ({})",
+        path.display(),
+        ns_name(t),
+        if link.contains(":[") {
+            format!("it is {link}")
+        } else {
+            "not a namespace file at all".into()
+        }
+    )))
+}
+
 /// Writes the uid and gid maps of a process that has just created a user namespace.
 /// An unprivileged runtime must deny setgroups first (user_namespaces(7)).
 pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
@@ -138,7 +165,10 @@ fn write_map(pid: Pid, file: &str, map: Option<&Vec<LinuxIdMapping>>) -> Result<
         .collect();
     let p = format!("/proc/{pid}/{file}");
     std::fs::write(&p, &text)
-        .ctx(|| format!("write {p} {:?}", text.trim_end()))
+        .ctx(|| {
+            let field = if file == "uid_map" { "uid" } else { "gid" };
+            format!("linux.{field}Mappings: write {p} {:?}", text.trim_end())
+        })
         .map_err(|e| {
             e.with_hint(
                 "each range must be mapped once, and an unprivileged user may map only itself",

@@ -105,6 +105,7 @@ pub fn finalize(
         enter_cwd(p)?;
     }
     let path = find_program(&args[0], &env)?;
+    crate::lsm::apply_on_exec(p)?;
     prepare_fds(preserve_fds)?;
     if nnp {
         crate::seccomp::apply(seccomp, ch)?;
@@ -194,14 +195,21 @@ fn home_of(uid: u32) -> Option<String> {
 pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
     let not_found = || {
         Error::msg(format!(
-            "exec: {arg0:?}: executable file not found in $PATH"
+            "process.args[0] {arg0:?}: executable file not found in $PATH"
         ))
     };
     if arg0.contains('/') {
-        return match nix::unistd::access(arg0, nix::unistd::AccessFlags::X_OK) {
-            Ok(()) => Ok(PathBuf::from(arg0)),
-            Err(e) => Err(Error::sys(format!("exec: {arg0:?}"), e)),
-        };
+        nix::unistd::access(arg0, nix::unistd::AccessFlags::X_OK)
+            .map_err(|e| Error::sys(format!("process.args[0] {arg0:?}"), e))?;
+        // access(X_OK) holds for directories too; execve would fail only after start.
+        if std::fs::metadata(arg0).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::sys(
+                format!("process.args[0] {arg0:?}"),
+                nix::errno::Errno::EACCES,
+            )
+            .with_hint("it is a directory"));
+        }
+        return Ok(PathBuf::from(arg0));
     }
     let path = env
         .iter()

@@ -17,14 +17,72 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     parse(&bytes).map_err(|e| e.context(format!("config {}", path.display())))
 }
 
+/// Fields that are JSON objects in the spec: serde would also take an array for them.
+const OBJECTS: &[&str] = &[
+    "",
+    "/process",
+    "/process/user",
+    "/process/capabilities",
+    "/process/consoleSize",
+    "/root",
+    "/hooks",
+    "/linux",
+    "/linux/resources",
+    "/linux/resources/memory",
+    "/linux/resources/cpu",
+    "/linux/resources/pids",
+    "/linux/resources/blockIO",
+    "/linux/seccomp",
+    "/linux/intelRdt",
+    "/linux/personality",
+];
+
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
     let mut raw: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| Error::msg(format!("invalid JSON: {e}")))?;
+    for ptr in OBJECTS {
+        if let Some(v) = raw.pointer(ptr).filter(|v| !v.is_object()) {
+            let field = if ptr.is_empty() {
+                "the config".to_string()
+            } else {
+                ptr[1..].replace('/', ".")
+            };
+            return Err(Error::msg(format!(
+                "invalid config: {field}: expected an object, got {v}"
+            )));
+        }
+    }
     crate::capabilities::drop_unknown_names(&mut raw);
-    let spec: Spec =
-        serde_json::from_value(raw).map_err(|e| Error::msg(format!("invalid config: {e}")))?;
+    // serde_path_to_error names the field: "linux.devices[0].type: unknown variant …".
+    let spec: Spec = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        Error::msg(format!("invalid config: {path}: {}", e.inner()))
+    })?;
     validate(&spec)?;
     Ok(spec)
+}
+
+/// The sysctls a container may set, by the namespace that isolates them (as runc decides).
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
 }
 
 fn validate(spec: &Spec) -> Result<()> {
@@ -54,6 +112,30 @@ fn validate(spec: &Spec) -> Result<()> {
                 p.cwd()
             )));
         }
+        if let Some(adj) = p.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
+            return Err(Error::msg(format!(
+                "process.oomScoreAdj {adj}: must be between -1000 and 1000"
+            )));
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        let kinds = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (kind, list) in kinds {
+            for (i, h) in list.iter().flatten().enumerate() {
+                if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                    return Err(Error::msg(format!(
+                        "hooks.{kind}[{i}].timeout {t}: must be a positive number of seconds"
+                    )));
+                }
+            }
+        }
     }
     if let Some(linux) = spec.linux() {
         let mut seen = Vec::new();
@@ -71,6 +153,54 @@ fn validate(spec: &Spec) -> Result<()> {
         {
             return Err(Error::msg(
                 "linux.uidMappings: given without a user namespace in linux.namespaces",
+            ));
+        }
+        let needs = |ns: LinuxNamespaceType, what: &str| -> Result<()> {
+            if seen.contains(&ns) {
+                return Ok(());
+            }
+            Err(Error::msg(format!(
+                "{what}: needs a private {0} namespace (add {{\"type\": \"{0}\"}} to linux.namespaces)",
+                ns_name(ns)
+            )))
+        };
+        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) {
+            needs(LinuxNamespaceType::Uts, "hostname")?;
+        }
+        if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) {
+            needs(LinuxNamespaceType::Uts, "domainname")?;
+        }
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+            needs(LinuxNamespaceType::Time, "linux.timeOffsets")?;
+        }
+        for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+            if key.is_empty() || key.contains('/') || key.split('.').any(|p| p.is_empty()) {
+                return Err(Error::msg(format!(
+                    "linux.sysctl {key:?}: not a sysctl name"
+                )));
+            }
+            match sysctl_namespace(key) {
+                Some(ns) => needs(ns, &format!("linux.sysctl {key:?}"))?,
+                None => {
+                    return Err(Error::msg(format!(
+                        "linux.sysctl {key:?}: not isolated by any namespace, so a container may not set it"
+                    )))
+                }
+            }
+        }
+        for (i, d) in linux.devices().iter().flatten().enumerate() {
+            if d.major() < 0 || d.minor() < 0 {
+                return Err(Error::msg(format!(
+                    "linux.devices[{i}] {}: major {} and minor {} must not be negative",
+                    d.path().display(),
+                    d.major(),
+                    d.minor()
+                )));
+            }
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(Error::msg(
+                "linux.intelRdt: husk does not support Intel RDT (resctrl); remove it from the config",
             ));
         }
     }
@@ -96,20 +226,11 @@ pub fn warn_unsupported(spec: &Spec) {
         {
             missing.push("linux.resources.rdma");
         }
-        if linux.intel_rdt().is_some() {
-            missing.push("linux.intelRdt");
-        }
         if linux.personality().is_some() {
             missing.push("linux.personality");
         }
     }
     if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty()) {
-            missing.push("process.apparmorProfile");
-        }
-        if p.selinux_label().as_ref().is_some_and(|a| !a.is_empty()) {
-            missing.push("process.selinuxLabel");
-        }
         if p.scheduler().is_some() {
             missing.push("process.scheduler");
         }

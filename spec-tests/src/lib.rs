@@ -227,7 +227,7 @@ impl Drop for Ctx {
     }
 }
 
-fn find_dirs_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+pub fn find_dirs_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;

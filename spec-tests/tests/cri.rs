@@ -32,7 +32,8 @@ fn pod_config(c: &Containerd) -> PodSandboxConfig {
             namespace: "default".into(),
             attempt: 0,
         }),
-        hostname: "pod1".into(),
+        // As the kubelet: a host-network pod has the host's UTS namespace, so no hostname
+        // (runc and husk refuse a hostname without a private UTS namespace).
         log_directory: c.dir.join("pods").to_string_lossy().into_owned(),
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {

@@ -473,6 +473,36 @@ impl Placement {
 }
 
 /// A cgroup file holding one number (0 when absent or unreadable: stats are best effort).
+/// The `linux.resources` field a cgroup file is written from, to name it in errors.
+pub(crate) fn field_of(file: &str) -> &'static str {
+    let (controller, rest) = file.split_once('.').unwrap_or((file, ""));
+    match (controller, rest) {
+        ("hugetlb", _) => "linux.resources.hugepageLimits",
+        ("memory", "limit_in_bytes" | "max") => "linux.resources.memory.limit",
+        ("memory", "soft_limit_in_bytes" | "low") => "linux.resources.memory.reservation",
+        ("memory", "memsw.limit_in_bytes" | "swap.max") => "linux.resources.memory.swap",
+        ("memory", "kmem.limit_in_bytes") => "linux.resources.memory.kernel",
+        ("memory", "kmem.tcp.limit_in_bytes") => "linux.resources.memory.kernelTCP",
+        ("memory", "swappiness") => "linux.resources.memory.swappiness",
+        ("memory", "oom_control") => "linux.resources.memory.disableOOMKiller",
+        ("cpu", "shares" | "weight") => "linux.resources.cpu.shares",
+        ("cpu", "cfs_quota_us" | "max") => "linux.resources.cpu.quota",
+        ("cpu", "cfs_period_us") => "linux.resources.cpu.period",
+        ("cpu", "rt_runtime_us") => "linux.resources.cpu.realtimeRuntime",
+        ("cpu", "rt_period_us") => "linux.resources.cpu.realtimePeriod",
+        ("cpuset", "cpus") => "linux.resources.cpu.cpus",
+        ("cpuset", "mems") => "linux.resources.cpu.mems",
+        ("pids", _) => "linux.resources.pids.limit",
+        ("blkio", "weight") | ("io", "weight" | "bfq.weight") => "linux.resources.blockIO.weight",
+        ("blkio", "leaf_weight") => "linux.resources.blockIO.leafWeight",
+        ("blkio", "weight_device") => "linux.resources.blockIO.weightDevice",
+        ("blkio", _) | ("io", "max") => "linux.resources.blockIO",
+        ("net_cls", _) => "linux.resources.network.classID",
+        ("net_prio", _) => "linux.resources.network.priorities",
+        _ => "linux.resources",
+    }
+}
+
 pub(crate) fn read_u64(dir: &Path, file: &str) -> u64 {
     fs::read_to_string(dir.join(file))
         .ok()

@@ -61,7 +61,7 @@ pub fn inherit_cpuset(mountpoint: &Path, dir: &Path) -> Result<()> {
 fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
     let p = dir.join(file);
     let v = value.to_string();
-    fs::write(&p, &v).ctx(|| format!("write {v:?} to {}", p.display()))
+    fs::write(&p, &v).ctx(|| format!("{}: write {v:?} to {}", super::field_of(file), p.display()))
 }
 
 /// `linux.resources` on v1 hierarchies (each controller in its own directory).
@@ -74,9 +74,13 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
     }
     let dir = |c: &str| {
         pl.v1_dir(c).ok_or_else(|| {
-            Error::msg(format!(
-                "linux.resources: the {c} cgroup controller is not mounted"
-            ))
+            let field = match c {
+                "hugetlb" => "linux.resources.hugepageLimits",
+                "net_cls" => "linux.resources.network.classID",
+                "net_prio" => "linux.resources.network.priorities",
+                _ => "linux.resources",
+            };
+            Error::msg(format!("{field}: the {c} cgroup controller is not mounted"))
         })
     };
     if let Some(m) = r.memory() {
@@ -135,6 +139,14 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
             let d = dir("cpu")?;
             if let Some(v) = c.shares() {
                 write(d, "cpu.shares", v)?;
+                // The kernel clamps shares to 2..=262144 silently; say so, as runc does.
+                let got = super::read_u64(d, "cpu.shares");
+                if got != 0 && got != v {
+                    let bound = if v < got { "minimum" } else { "maximum" };
+                    return Err(Error::msg(format!(
+                        "linux.resources.cpu.shares {v}: the {bound} allowed is {got}"
+                    )));
+                }
             }
             if let Some(v) = c.period() {
                 write(d, "cpu.cfs_period_us", v)?;

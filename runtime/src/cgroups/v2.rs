@@ -38,7 +38,7 @@ fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
     let p = dir.join(file);
     let v = value.to_string();
     fs::write(&p, &v)
-        .ctx(|| format!("write {v:?} to {}", p.display()))
+        .ctx(|| format!("{}: write {v:?} to {}", super::field_of(file), p.display()))
         .map_err(|e| {
             if e.errno() == Some(nix::errno::Errno::ENOENT) {
                 e.with_hint("is the controller enabled in the parent's cgroup.subtree_control?")

@@ -73,6 +73,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::msg("config has no process: nothing to run"))?;
+    crate::lsm::check(process)?;
     if process.terminal() == Some(true) && o.console.is_none() {
         return Err(
             Error::msg("process.terminal is true but no --console-socket was given")
@@ -132,6 +133,14 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     drop(child);
     undo.pids.push(intermediate);
 
+    // A process that dies mid-create closes the sync channel; the OOM killer is the usual cause.
+    let oom = |e: Error| {
+        if placement.oom_kills() > 0 {
+            e.with_hint("the OOM killer killed the container's init: linux.resources.memory.limit is too low")
+        } else {
+            e
+        }
+    };
     phase("join cgroup", || placement.add(intermediate))?;
     if let Some(score) = process.oom_score_adj() {
         phase("set oom_score_adj", || {
@@ -144,7 +153,8 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             parent.expect(Msg::MapIds)?;
             namespaces::write_id_maps(intermediate, &spec)?;
             parent.send(&Msg::Go)
-        })?;
+        })
+        .map_err(oom)?;
     }
     let pid = phase("create namespaces", || match parent.recv()? {
         Some(Msg::InitPid { pid }) => Ok(Pid::from_raw(pid)),
@@ -152,7 +162,8 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         other => Err(Error::msg(format!(
             "intermediate process failed before forking init ({other:?})"
         ))),
-    })?;
+    })
+    .map_err(oom)?;
     parent.send(&Msg::Go)?;
     let _ = waitpid(intermediate, None);
     undo.pids = vec![pid];
@@ -175,7 +186,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         cgroup: placement.clone(),
         own_pid_ns: ctx.plan.creates(LinuxNamespaceType::Pid),
     };
-    phase("prepare rootfs", || parent.expect(Msg::RunHooks))?;
+    phase("prepare rootfs", || parent.expect(Msg::RunHooks)).map_err(oom)?;
     phase("run createRuntime hooks", || {
         let hs = st.hook_state("creating");
         hooks::run(Kind::Prestart, spec.hooks().as_ref(), &hs)?;
@@ -198,7 +209,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             }
             None => return Err(Error::msg("container init died before it was ready")),
         }
-    })?;
+    }).map_err(oom)?;
 
     // The init may have been reparented and restarted its clock: take its start time again.
     st.pid_start = state::proc_start_time(pid)

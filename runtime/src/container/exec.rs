@@ -56,6 +56,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     let has_user_ns = ns.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
     let root_dir =
         File::open(format!("/proc/{init}/root")).ctx(|| format!("open /proc/{init}/root"))?;
+    crate::lsm::check(&o.process)?;
     let console = match &o.console {
         Some(Console::Socket(p)) => Some(console::connect(p)?),
         Some(Console::Fd(fd)) => Some(fd.try_clone().ctx(|| "dup console fd")?),

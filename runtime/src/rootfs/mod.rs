@@ -50,8 +50,9 @@ impl Rootfs<'_> {
         )
         .ctx(|| format!("bind rootfs {} on itself", self.path.display()))?;
         let mut readonly_later = Vec::new();
-        for m in self.spec.mounts().iter().flatten() {
-            check_proc_sys_dest(&self.path, m)?;
+        for (i, m) in self.spec.mounts().iter().flatten().enumerate() {
+            let at = |e: crate::error::Error| e.context(format!("mounts[{i}]"));
+            check_proc_sys_dest(&self.path, m).map_err(at)?;
             let dest = secure_join(&self.path, m.destination())?;
             // A read-only tmpfs (/dev, say) is mounted writable so that mounts and devices can be
             // made beneath it, and made read-only once they are.
@@ -69,7 +70,7 @@ impl Rootfs<'_> {
             } else {
                 mount_entry(m, &dest)
             };
-            r.map_err(|e| e.context(format!("mount {}", m.destination().display())))?;
+            r.map_err(|e| at(e.context(format!("mount {}", m.destination().display()))))?;
         }
         if !self.dev_is_bound() {
             devices::create(self.spec, &self.path, self.user_ns)?;

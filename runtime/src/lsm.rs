@@ -1,0 +1,58 @@
+//! `process.apparmorProfile` and `process.selinuxLabel`: the Linux security modules' labels,
+//! set through /proc to take effect at the process's execve, as runc does.
+//!
+//! A profile for a host without AppArmor is refused (the container would run unconfined); a
+//! SELinux label on a host without SELinux is ignored, as runc ignores it.
+
+use std::path::Path;
+
+use oci_spec::runtime::Process;
+
+use crate::error::{Context, Error, Result};
+
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+}
+
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+fn apparmor_profile(p: &Process) -> Option<&str> {
+    p.apparmor_profile().as_deref().filter(|s| !s.is_empty())
+}
+
+/// Before anything is created: a profile the host cannot apply is an error.
+pub fn check(p: &Process) -> Result<()> {
+    match apparmor_profile(p) {
+        Some(profile) if !apparmor_enabled() => Err(Error::msg(format!(
+            "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+        ))
+        .with_hint("remove the profile, or run on a host with AppArmor")),
+        _ => Ok(()),
+    }
+}
+
+/// In the container, just before execve: label what the execve will run.
+pub fn apply_on_exec(p: &Process) -> Result<()> {
+    if let Some(profile) = apparmor_profile(p) {
+        // Kernels with LSM stacking have a per-module file; older ones only the shared one.
+        let attr = if Path::new("/proc/thread-self/attr/apparmor/exec").exists() {
+            "/proc/thread-self/attr/apparmor/exec"
+        } else {
+            "/proc/thread-self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}")).ctx(|| {
+            format!("process.apparmorProfile {profile:?}: write {attr} (is the profile loaded?)")
+        })?;
+    }
+    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+        if selinux_enabled() {
+            std::fs::write("/proc/thread-self/attr/exec", label).ctx(|| {
+                format!("process.selinuxLabel {label:?}: write /proc/thread-self/attr/exec")
+            })?;
+        }
+    }
+    Ok(())
+}
