@@ -36,6 +36,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     pub extra_env: Vec<String>,
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// The state directory's lock, which the container's processes must not keep.
+    pub lock_fd: std::os::fd::RawFd,
 }
 
 /// Runs `f` in a forked child that reports its error on `ch` and never returns.
@@ -53,6 +55,8 @@ pub fn run_child(ch: &Channel, f: impl FnOnce() -> Result<()>) -> ! {
 /// The intermediate: waits to be placed in the cgroup, enters the namespaces, and forks the
 /// init (new pid and time namespaces only apply to children).
 pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    // Were husk killed mid-create, an inherited lock would block `delete --force` for ever.
+    sys::close_inherited(ctx.lock_fd);
     ch.expect(Msg::Go)?;
     ctx.plan.enter()?;
     if ctx.plan.new_user {

@@ -188,6 +188,19 @@ fn validate(spec: &Spec) -> Result<()> {
                 }
             }
         }
+        for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+            if let Some(p) = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
+                if !p.is_absolute() {
+                    return Err(Error::msg(format!(
+                        "linux.namespaces[{i}].path {}: must be an absolute path",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        if let Some(r) = linux.resources() {
+            validate_resources(r)?;
+        }
         for (i, d) in linux.devices().iter().flatten().enumerate() {
             if d.major() < 0 || d.minor() < 0 {
                 return Err(Error::msg(format!(
@@ -210,6 +223,51 @@ fn validate(spec: &Spec) -> Result<()> {
                 "mounts: destination {:?} must be an absolute path",
                 m.destination()
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Ranges the kernel would clamp or refuse differently on v1 and v2: checked once, here, so
+/// that a config means the same on both.
+fn validate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let bad = |field: &str, v: &dyn std::fmt::Display, want: &str| {
+        Err(Error::msg(format!("linux.resources.{field} {v}: {want}")))
+    };
+    if let Some(m) = r.memory() {
+        for (field, v) in [
+            ("memory.limit", m.limit()),
+            ("memory.reservation", m.reservation()),
+            ("memory.swap", m.swap()),
+        ] {
+            if let Some(v) = v.filter(|v| *v < -1) {
+                return bad(field, &v, "must be -1 (unlimited) or a number of bytes");
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|s| *s != 0 && !(2..=262_144).contains(s)) {
+            return bad("cpu.shares", &s, "must be between 2 and 262144");
+        }
+        if let Some(p) = c
+            .period()
+            .filter(|p| *p != 0 && !(1000..=1_000_000).contains(p))
+        {
+            return bad(
+                "cpu.period",
+                &p,
+                "must be between 1000 and 1000000 microseconds",
+            );
+        }
+    }
+    if let Some(b) = r.block_io() {
+        for (field, v) in [
+            ("blockIO.weight", b.weight()),
+            ("blockIO.leafWeight", b.leaf_weight()),
+        ] {
+            if let Some(w) = v.filter(|w| *w != 0 && !(10..=1000).contains(w)) {
+                return bad(field, &w, "must be between 10 and 1000");
+            }
         }
     }
     Ok(())

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::Placement;
 use crate::error::{Context, Error, Result};
 
+/// Where create journals the cgroup it is about to make (see `Placement::create`).
+pub const CGROUP_FILE: &str = "cgroup.json";
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
@@ -96,6 +98,12 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
+    /// The fd holding the lock; forked children close their copy (`sys::close_inherited`).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
     /// Claims a new id: fails if a container of that id exists.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         fs::DirBuilder::new()
@@ -124,16 +132,37 @@ impl ContainerDir {
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = root.join(id);
+        let gone = || Error::msg(format!("container {id:?} does not exist"));
         if !path.join(STATE_FILE).exists() {
-            return Err(Error::msg(format!("container {id:?} does not exist")));
+            return Err(gone());
         }
-        Self::lock(path)
+        let dir = Self::lock(path).map_err(|_| gone())?;
+        // Whoever held the lock before us may have deleted the container.
+        if !dir.path.join(STATE_FILE).exists() {
+            return Err(gone());
+        }
+        Ok(dir)
     }
 
     /// A directory whose create never finished (no state file), for `delete --force`.
     pub fn open_partial(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        Self::lock(root.join(id))
+        let dir = Self::lock(root.join(id))?;
+        if !dir.path.exists() {
+            return Err(Error::msg(format!("container {id:?} does not exist")));
+        }
+        Ok(dir)
+    }
+
+    /// The cgroup directories a create is about to make, saved before it makes them.
+    pub fn save_cgroup(&self, p: &crate::cgroups::Placement) -> Result<()> {
+        let bytes = serde_json::to_vec(p).expect("placement serialises");
+        write_atomic(&self.path.join(CGROUP_FILE), &bytes)
+    }
+
+    pub fn load_cgroup(&self) -> Option<crate::cgroups::Placement> {
+        let bytes = fs::read(self.path.join(CGROUP_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     fn lock(path: PathBuf) -> Result<ContainerDir> {
@@ -248,6 +277,13 @@ impl State {
 
 /// Every container id under `root`, sorted. A directory without a state file is a create that
 /// has not finished (or was killed): it is listed with status `creating`.
+/// A container's state read without its lock (writes are atomic, so a reader sees a whole
+/// state): for `list`, which must not wait behind a create or a delete.
+pub fn read_unlocked(root: &Path, id: &str) -> Option<State> {
+    let bytes = fs::read(root.join(id).join(STATE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let rd = match fs::read_dir(root) {
         Ok(rd) => rd,

@@ -202,6 +202,14 @@ pub fn own_received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
+/// Closes a forked child's copy of an fd whose owner lives on in the parent (the state
+/// directory's lock): the child must not hold the lock, and must not unlock it either.
+pub fn close_inherited(fd: RawFd) {
+    // SAFETY: the owning value is in the parent's image; this process never drops or uses it,
+    // since it only execs or exits from here on.
+    unsafe { libc::close(fd) };
+}
+
 /// Makes `fd` also available as `target` (stdio of the container's process).
 pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
     // SAFETY: dup2 onto 0..=2 replaces stdio, which this process owns and never holds as an OwnedFd.

@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use containerd_shim_protos::events::task::TaskOOM;
 use containerd_shim_protos::topics::TASK_OOM_EVENT_TOPIC;
@@ -39,36 +39,69 @@ fn memory_cgroup(pid: u32, unified: bool) -> Option<PathBuf> {
     })
 }
 
-pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<()> {
+/// One container's OOM reporting. The watcher thread and the exit path both `flush`, so an
+/// OOM kill is published before the exit it caused, whichever of them sees it first.
+pub struct Watch {
+    /// memory.events (v2) or memory.oom_control (v1): both count `oom_kill`.
+    counter: PathBuf,
+    published: Mutex<u64>,
+    container: String,
+    publisher: Arc<Publisher>,
+}
+
+impl Watch {
+    /// Publishes TaskOOM if the kernel has counted an OOM kill not reported yet.
+    pub fn flush(&self) {
+        let mut published = self.published.lock().unwrap();
+        let now = oom_kills(&self.counter);
+        if now > *published {
+            *published = now;
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        let e = TaskOOM {
+            container_id: self.container.clone(),
+            ..Default::default()
+        };
+        self.publisher.publish(TASK_OOM_EVENT_TOPIC, &e);
+    }
+}
+
+fn spawn(f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name("oom".into())
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .map(drop)
+        .ctx(|| "starting the OOM watcher")
+}
+
+pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<Option<Arc<Watch>>> {
     let unified = unified();
     let Some(dir) = memory_cgroup(pid, unified) else {
-        return Ok(()); // no memory controller: nothing to watch
+        return Ok(None); // no memory controller: nothing to watch
     };
-    let id = container.to_string();
-    let publish = move || {
-        publisher.publish(
-            TASK_OOM_EVENT_TOPIC,
-            &TaskOOM {
-                container_id: id.clone(),
-                ..Default::default()
-            },
-        )
-    };
-    let spawn = |f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name("oom".into())
-            .stack_size(64 * 1024)
-            .spawn(f)
-            .map(drop)
-            .ctx(|| "starting the OOM watcher")
-    };
+    let counter = dir.join(if unified {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    });
+    let w = Arc::new(Watch {
+        // A new container's cgroup has counted nothing: start from 0, so that an OOM kill
+        // that beat this watcher's set-up is still reported.
+        published: Mutex::new(0),
+        counter: counter.clone(),
+        container: container.to_string(),
+        publisher,
+    });
+    let watch = w.clone();
     if unified {
-        let events = dir.join("memory.events");
         let ino = Inotify::init(InitFlags::IN_CLOEXEC).ctx(|| "inotify_init")?;
-        ino.add_watch(&events, AddWatchFlags::IN_MODIFY)
-            .ctx(|| format!("inotify on {}", events.display()))?;
-        let mut seen = oom_kills(&events);
-        spawn(Box::new(move || loop {
+        ino.add_watch(&counter, AddWatchFlags::IN_MODIFY)
+            .ctx(|| format!("inotify on {}", counter.display()))?;
+        spawn(move || loop {
             let Ok(evs) = ino.read_events() else { return };
             if evs
                 .iter()
@@ -76,16 +109,11 @@ pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<()>
             {
                 return; // the cgroup is gone
             }
-            let now = oom_kills(&events);
-            if now > seen {
-                publish();
-            }
-            seen = now;
-        }))
+            watch.flush();
+        })?;
     } else {
         let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).ctx(|| "eventfd")?;
-        let control = File::open(dir.join("memory.oom_control"))
-            .ctx(|| format!("opening {}/memory.oom_control", dir.display()))?;
+        let control = File::open(&counter).ctx(|| format!("opening {}", counter.display()))?;
         fs::write(
             dir.join("cgroup.event_control"),
             format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
@@ -96,18 +124,25 @@ pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<()>
                 &e,
             )
         })?;
-        spawn(Box::new(move || {
+        // Kernels before 4.13 have no oom_kill count: there, every wake-up is an OOM.
+        let counted = fs::read_to_string(&counter).is_ok_and(|s| s.contains("oom_kill "));
+        spawn(move || {
             let _control = control;
             // The eventfd also fires when the cgroup is removed.
             while efd.read().is_ok() && dir.exists() {
-                publish();
+                if counted {
+                    watch.flush();
+                } else {
+                    watch.publish();
+                }
             }
-        }))
+        })?;
     }
+    Ok(Some(w))
 }
 
-fn oom_kills(events: &Path) -> u64 {
-    fs::read_to_string(events)
+fn oom_kills(counter: &Path) -> u64 {
+    fs::read_to_string(counter)
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())

@@ -66,6 +66,7 @@ struct Container {
     mounted_rootfs: bool,
     io_uid: u32,
     io_gid: u32,
+    oom: Option<Arc<oom::Watch>>,
 }
 
 pub struct Service {
@@ -198,6 +199,10 @@ impl Service {
             let Some(exit) = self.reaper.take(pid as i32) else {
                 return;
             };
+            // An OOM kill is reported before the exit it caused.
+            if let Some(w) = &c.oom {
+                w.flush();
+            }
             if let Some(exec_id) = exec {
                 let p = c.execs.get_mut(&exec_id).unwrap();
                 p.exit = Some(exit);
@@ -300,6 +305,11 @@ impl Service {
             }
         };
         let shares = shares_pid_ns(&bundle);
+        // Before Create returns, so that no Start can let an OOM happen unwatched.
+        let oom = oom::watch(pid, id, self.events.clone()).unwrap_or_else(|e| {
+            eprintln!("containerd-shim-husk-v2: {id}: OOM events unavailable: {e}");
+            None
+        });
         {
             let mut all = self.lock();
             all.insert(
@@ -322,6 +332,7 @@ impl Service {
                     mounted_rootfs: !req.rootfs.is_empty(),
                     io_uid: opts.io_uid,
                     io_gid: opts.io_gid,
+                    oom,
                 },
             );
             self.events.publish(
@@ -343,9 +354,6 @@ impl Service {
                 },
             );
             self.claim_exit(&mut all, pid);
-        }
-        if let Err(e) = oom::watch(pid, id, self.events.clone()) {
-            eprintln!("containerd-shim-husk-v2: {id}: OOM events unavailable: {e}");
         }
         Ok(CreateTaskResponse {
             pid,

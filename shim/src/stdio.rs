@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,12 +34,24 @@ pub struct Prepared {
     terminal: bool,
     console: Option<(UnixListener, PathBuf)>,
     stdin: Option<(File, String)>,
-    outputs: Vec<(File, String)>,
+    /// (what the process writes into, the client's fifo, already open).
+    outputs: Vec<(File, File)>,
+}
+
+/// The process's stdin as the copy thread and CloseIO share it.
+#[derive(Default)]
+struct Stdin {
+    /// Into the process: a pipe, or a dup of the pty master.
+    writer: Mutex<Option<File>>,
+    /// The client's fifo has a writer and the copy runs: input still in flight drains before
+    /// CloseIO takes effect.
+    opened: AtomicBool,
+    close_requested: AtomicBool,
 }
 
 /// What the shim holds of a running process's stdio.
 pub struct Attached {
-    stdin: Arc<Mutex<Option<File>>>,
+    stdin: Arc<Stdin>,
     console: Option<File>,
     copiers: Vec<JoinHandle<()>>,
 }
@@ -122,9 +134,10 @@ impl Prepared {
                 ));
             }
             if let Target::Fifo(out) = target(&p.stdout, true)? {
-                prepared
-                    .outputs
-                    .push((File::open("/dev/null").ctx(|| "/dev/null")?, out));
+                prepared.outputs.push((
+                    File::open("/dev/null").ctx(|| "/dev/null")?,
+                    open_output(&out)?,
+                ));
             }
             return Ok(prepared);
         }
@@ -143,7 +156,7 @@ impl Prepared {
                 Target::File(f) => f.into(),
                 Target::Fifo(path) => {
                     let (r, w) = pipe_pair(uid, gid)?;
-                    prepared.outputs.push((r, path));
+                    prepared.outputs.push((r, open_output(&path)?));
                     w.into()
                 }
             };
@@ -186,20 +199,20 @@ impl Prepared {
             }
             console = Some(master);
         }
-        let stdin_writer = Arc::new(Mutex::new(None));
+        let stdin = Arc::new(Stdin::default());
         let mut copiers = Vec::new();
         if let Some((w, path)) = self.stdin.take() {
-            *stdin_writer.lock().unwrap() = Some(w);
-            let shared = stdin_writer.clone();
+            *stdin.writer.lock().unwrap() = Some(w);
+            let shared = stdin.clone();
             let close_at_eof = !self.terminal;
             // Detached: it blocks in open(2) until a writer comes, which may be never.
             spawn("stdin", move || copy_stdin(&path, &shared, close_at_eof))?;
         }
-        for (r, path) in std::mem::take(&mut self.outputs) {
-            copiers.push(spawn("stdout", move || copy_output(r, &path))?);
+        for (r, w) in std::mem::take(&mut self.outputs) {
+            copiers.push(spawn("stdout", move || copy_output(r, w))?);
         }
         Ok(Attached {
-            stdin: stdin_writer,
+            stdin,
             console,
             copiers,
         })
@@ -238,8 +251,9 @@ fn receive_master(listener: &UnixListener) -> Result<File> {
     Ok(File::from(master))
 }
 
-fn copy_stdin(path: &str, writer: &Mutex<Option<File>>, close_at_eof: bool) {
+fn copy_stdin(path: &str, stdin: &Stdin, close_at_eof: bool) {
     if let Ok(mut fifo) = File::open(path) {
+        stdin.opened.store(true, Ordering::SeqCst);
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match fifo.read(&mut buf) {
@@ -248,23 +262,30 @@ fn copy_stdin(path: &str, writer: &Mutex<Option<File>>, close_at_eof: bool) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let mut w = writer.lock().unwrap();
+            let mut w = stdin.writer.lock().unwrap();
             let Some(w) = w.as_mut() else { return };
             if w.write_all(&buf[..n]).is_err() {
                 return;
             }
         }
     }
-    if close_at_eof {
-        writer.lock().unwrap().take();
+    if close_at_eof || stdin.close_requested.load(Ordering::SeqCst) {
+        stdin.writer.lock().unwrap().take();
     }
 }
 
-fn copy_output(mut src: File, path: &str) {
-    // O_RDWR: opening never waits for a reader, and a client that goes away is no EPIPE.
-    let Ok(mut dst) = OpenOptions::new().read(true).write(true).open(path) else {
-        return;
-    };
+/// Opens a client's output fifo now, before the process exists: a client that reads a fifo
+/// nobody has opened for writing sees end-of-file at once and would miss the output.
+/// O_RDWR: the open never waits for a reader, and a client that goes away is no EPIPE.
+fn open_output(path: &str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ctx(|| format!("opening stdio fifo {path}"))
+}
+
+fn copy_output(mut src: File, mut dst: File) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = match src.read(&mut buf) {
@@ -281,8 +302,14 @@ fn copy_output(mut src: File, path: &str) {
 }
 
 impl Attached {
+    /// CloseIO: the client has sent all its input. What is still in the fifo reaches the
+    /// process first (the copy closes at end-of-file); only a copy still waiting for the
+    /// client to open the fifo is cut short here.
     pub fn close_stdin(&self) {
-        self.stdin.lock().unwrap().take();
+        self.stdin.close_requested.store(true, Ordering::SeqCst);
+        if !self.stdin.opened.load(Ordering::SeqCst) {
+            self.stdin.writer.lock().unwrap().take();
+        }
     }
 
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {

@@ -93,30 +93,6 @@ fn dev_has_default_devices_symlinks_and_spec_devices() {
 }
 
 #[test]
-fn devices_cgroup_denies_devices_not_allowed() {
-    if !std::path::Path::new("/sys/fs/cgroup/devices").exists() {
-        return; // cgroup v2 device control arrives with the eBPF program (cgroups issue)
-    }
-    let mut c = Ctx::new(
-        "devdeny",
-        &[
-            "sh",
-            "-c",
-            "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda 2>&1 || echo denied",
-        ],
-    );
-    c.config()["root"]["readonly"] = json!(false);
-    c.config()["process"]["capabilities"]["bounding"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
-    c.config()["process"]["capabilities"]["effective"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
-    c.config()["process"]["capabilities"]["permitted"] = json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
-    let out = c.run_ok();
-    assert!(
-        out.contains("Operation not permitted") || out.contains("denied"),
-        "{out}"
-    );
-}
-
-#[test]
 fn sysctl_hostname_and_domainname() {
     let mut c = Ctx::new(
         "uts",

@@ -179,8 +179,14 @@ fn wanted_path(spec: &Spec, id: &str, own: &str) -> Result<String> {
 
 impl Placement {
     /// Creates the container's cgroup directories and applies its resources (the spec's
-    /// `linux.resources`), before any process is placed there.
-    pub fn create(spec: &Spec, id: &str) -> Result<Placement> {
+    /// `linux.resources`), before any process is placed there. `journal` is given the
+    /// directories about to be made before any is: a crash from then on leaves a record that
+    /// `delete --force` cleans up from.
+    pub fn create(
+        spec: &Spec,
+        id: &str,
+        journal: impl FnOnce(&Placement) -> Result<()>,
+    ) -> Result<Placement> {
         let mounts = mounts()?;
         let own = own_cgroups()?;
         let unified = mounts.iter().find(|m| m.controllers.is_none());
@@ -193,20 +199,40 @@ impl Placement {
                     .with_hint("mount cgroup2 on /sys/fs/cgroup"))
             }
         };
+        let mut targets = Vec::new();
+        for m in &mounts {
+            let key = m.controllers.clone().unwrap_or_default();
+            let own_path = own
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or("/", |(_, p)| p.as_str());
+            targets.push((m, host_dir(m, &wanted_path(spec, id, own_path)?)));
+        }
+        let mut planned = Placement {
+            layout,
+            ..Default::default()
+        };
+        for (m, dir) in &targets {
+            match &m.controllers {
+                Some(c) => planned.v1.push((c.clone(), dir.clone())),
+                None => planned.v2 = Some(dir.clone()),
+            }
+            let mut missing: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|p| !p.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            missing.reverse();
+            planned.created.extend(missing);
+        }
+        journal(&planned)?;
         let mut pl = Placement {
             layout,
             ..Default::default()
         };
         let rootless = !nix::unistd::geteuid().is_root();
         let result = (|| -> Result<()> {
-            for m in &mounts {
-                let key = m.controllers.clone().unwrap_or_default();
-                let own_path = own
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map_or("/", |(_, p)| p.as_str());
-                let cg = wanted_path(spec, id, own_path)?;
-                let dir = host_dir(m, &cg);
+            for (m, dir) in targets {
                 match pl.mkdir_all(&dir) {
                     Ok(()) => {}
                     Err(e)

@@ -1,5 +1,4 @@
 use super::Global;
-use crate::container::Container;
 use crate::error::Result;
 
 #[derive(clap::Args)]
@@ -15,11 +14,17 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut rows = Vec::new();
     for id in crate::state::list_ids(&g.root)? {
-        // A container being created or deleted right now is skipped, not an error.
-        let Ok(c) = Container::load(&g.root, &id) else {
-            continue;
-        };
-        rows.push(c.state.to_json(c.status()));
+        let dir = g.root.join(&id);
+        match crate::state::read_unlocked(&g.root, &id) {
+            Some(st) => rows.push(st.to_json(st.status(&dir))),
+            // No state yet: a create in progress, or one killed half-way (delete --force
+            // clears it). Shown as it is rather than hidden.
+            None if dir.exists() => rows.push(serde_json::json!({
+                "ociVersion": crate::spec::OCI_VERSION, "id": id, "pid": 0, "status": "creating",
+                "bundle": "", "rootfs": "", "created": "0001-01-01T00:00:00Z", "owner": "",
+            })),
+            None => {}
+        }
     }
     if a.quiet {
         for r in &rows {

@@ -97,7 +97,9 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     let dir = phase("claim id", || ContainerDir::create(root, &o.id))?;
     let dir = undo.dir.insert(dir);
     phase("save config", || save_config(dir, &spec))?;
-    let placement = phase("create cgroup", || Placement::create(&spec, &o.id))?;
+    let placement = phase("create cgroup", || {
+        Placement::create(&spec, &o.id, |planned| dir.save_cgroup(planned))
+    })?;
     let placement = undo.placement.insert(placement);
     let fifo = phase("make exec fifo", || make_exec_fifo(&dir.exec_fifo()))?;
     let console = phase("connect console socket", || match o.console {
@@ -121,6 +123,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         preserve_fds: o.preserve_fds + listen_fds,
         extra_env,
         seccomp,
+        lock_fd: dir.lock_fd(),
     };
     let (parent, child) = sync::pair()?;
     let intermediate = match sys::fork().ctx(|| "fork")? {

@@ -15,17 +15,27 @@ use crate::state::{ContainerDir, Status, STATE_FILE};
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     crate::state::validate_id(id)?;
     if !root.join(id).join(STATE_FILE).exists() {
-        // A create killed before it saved its state leaves a bare directory: --force clears it.
+        // A create killed before it saved its state leaves a directory with, at most, the
+        // journal of the cgroup it was making: --force clears both (and what runs there).
         let dir = root.join(id);
         if force {
             if dir.exists() {
-                let _ = ContainerDir::open_partial(root, id).map(|d| d.remove());
+                if let Ok(d) = ContainerDir::open_partial(root, id) {
+                    if let Some(cgroup) = d.load_cgroup() {
+                        cgroup.destroy();
+                    }
+                    d.remove()?;
+                }
             }
             return Ok(());
         }
         return Err(Error::msg(format!("container {id:?} does not exist")));
     }
-    let c = Container::load(root, id)?;
+    let c = match Container::load(root, id) {
+        // Another delete won the race: with --force, gone is what was asked for (as runc).
+        Err(_) if force && !root.join(id).exists() => return Ok(()),
+        r => r?,
+    };
     let status = c.status();
     match status {
         Status::Stopped => {}

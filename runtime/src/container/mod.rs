@@ -78,5 +78,9 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             if r.is_err() { " (failed)" } else { "" }
         ));
     }
+    // Fault injection for the reliability tests: stop here, to be SIGKILLed between phases.
+    if std::env::var_os("HUSK_FAULT_STOP_AFTER").is_some_and(|p| p == name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    }
     r
 }
