@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests, spec-tests (real containers, and the shim
-# behind a private containerd) and runc's bats suite against its expected-pass list
-# (hack/conformance.sh; HUSK_CONFORMANCE=0 skips it).
+# behind a private containerd), the spec-tests again in a cgroup v2 VM (hack/vm.sh; HUSK_VM=0
+# skips it) and runc's bats suite against its expected-pass list (hack/conformance.sh;
+# HUSK_CONFORMANCE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -17,6 +18,11 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 cargo build -q --workspace
 # The spec-tests run containers concurrently; two threads suit a 2-core machine.
 cargo test --workspace -q -- --test-threads=2
+
+# The same spec-tests on a pure cgroup v2 host (a QEMU VM): most hosts are v2, this one is not.
+if [ "${HUSK_VM:-1}" = 1 ]; then
+	hack/vm.sh
+fi
 
 if [ "${HUSK_CONFORMANCE:-1}" = 1 ]; then
 	hack/conformance.sh

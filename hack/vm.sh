@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Runs the spec-tests in a pure cgroup v2 VM: Debian's kernel under QEMU, an initramfs with
+# busybox, a static husk and the static spec-tests binaries (hack/vm/init is its /init). Most
+# hosts are cgroup v2 only; the machines these scripts usually run on are v1 hybrid, so this is
+# where husk's v2 code meets a real v2 host. shim.rs and cri.rs need containerd and are left out.
+#
+#   hack/vm.sh               # build, boot, run every test file; non-zero if one fails
+#   hack/vm.sh FILTER        # only tests whose name contains FILTER (libtest's filter)
+#   HUSK_VM_TIMEOUT=30m HUSK_VM_FILE_TIMEOUT=600 HUSK_VM_THREADS=2 hack/vm.sh
+#
+# HUSK_VM_TIMEOUT bounds the whole VM (20m), HUSK_VM_FILE_TIMEOUT each test binary in it
+# (300 s), HUSK_VM_THREADS is libtest's --test-threads (1: output in order).
+#
+# The console goes to target/vm/console.log. QEMU runs with TCG: KVM hangs on some of the
+# machines this runs on; TCG works everywhere and is quick enough (the VM runs about 1.5 min on
+# 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+# shellcheck source=hack/lib.sh
+. hack/lib.sh
+# linux-libc-dev: seccomp.rs reads the syscall list from its unistd_64.h.
+ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq
+filter=${1:-}
+vm=$repo/target/vm
+mkdir -p "$vm"
+
+# 1. Debian's current kernel, the one linux-image-amd64 points at, unpacked once and kept.
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-.*-amd64\)$/\1/p' | head -1)
+if [ -z "$kpkg" ]; then
+	apt-get update -qq >/dev/null
+	kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-.*-amd64\)$/\1/p' | head -1)
+fi
+kdir=$vm/kernel/$kpkg
+if ! compgen -G "$kdir/boot/vmlinuz-*" >/dev/null; then
+	rm -rf "$kdir" && mkdir -p "$kdir"
+	# The sandbox user _apt cannot write into target/ when we are root.
+	(cd "$vm/kernel" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null)
+	dpkg-deb -x "$vm/kernel/${kpkg}"_*.deb "$kdir"
+	rm -f "$vm/kernel/${kpkg}"_*.deb
+fi
+vmlinuz=$(compgen -G "$kdir/boot/vmlinuz-*" | head -1)
+# No modules go into the VM: everything the tests use is built in (overlay is a module, but the
+# bundles are plain directories; loopback needs no veth).
+
+# 2. Static binaries: the initramfs has no libc. --target keeps RUSTFLAGS off build scripts
+# and proc-macros, which must stay dynamic. Debug tests: far quicker to build than release
+# with its LTO, and their speed hardly matters next to husk's.
+host=$(rustc -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="-C target-feature=+crt-static"
+cargo build -q --release -p husk --target "$host"
+# One test binary per file in spec-tests/tests, named after it.
+tests=$(cargo test -q -p spec-tests --no-run --target "$host" --message-format=json-render-diagnostics |
+	jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"] and .executable != null)
+		| "\(.target.name) \(.executable)"')
+unset RUSTFLAGS
+
+# 3. The initramfs: busybox, husk, the tests and the files they read, and /init.
+stage=$vm/initramfs
+rm -rf "$stage"
+mkdir -p "$stage/bin" "$stage/etc" "$stage/husk/tests" "$stage/usr/include/x86_64-linux-gnu/asm"
+cp /bin/busybox "$stage/bin/busybox"
+cp "target/$host/release/husk" "$stage/husk/husk"
+names=()
+while read -r name exe; do
+	case $name in
+	shim | cri) continue ;; # containerd is not in the VM
+	esac
+	cp "$exe" "$stage/husk/tests/$name"
+	names+=("$name")
+done < <(sort <<<"$tests")
+cp /usr/include/x86_64-linux-gnu/asm/unistd_64.h "$stage/usr/include/x86_64-linux-gnu/asm/"
+# A host has these; the bad-input corpus uses /etc/passwd as a file that is not a namespace.
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$stage/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+# Tests find their data (spec-tests/corpus) through CARGO_MANIFEST_DIR, a path of this machine,
+# and run in it, as under `cargo test` (relative paths in a test resolve as they do there).
+mkdir -p "$stage$repo"
+cp -a "$repo/spec-tests" "$stage$repo/"
+echo "$repo/spec-tests" >"$stage/husk/cwd"
+printf '%s\n' "$filter" >"$stage/husk/filter"
+echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"
+echo "${HUSK_VM_FILE_TIMEOUT:-300}" >"$stage/husk/limit"
+install -m 0755 hack/vm/init "$stage/init"
+(cd "$stage" && find . -mindepth 1 | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$vm/initrd.gz"
+
+# 4. Boot. The kernel prints little (quiet); /init prints the tests' output and a line per
+# binary: "husk-vm: end NAME status=N". panic=-1 and -no-reboot turn a crash of /init into
+# QEMU exiting rather than hanging until the time-out.
+log=$vm/console.log
+echo "booting $(basename "$vmlinuz") with ${#names[@]} test binaries; console: $log"
+start=$(date +%s)
+set +e
+# sed: the BIOS's terminal resets and the serial line's CRs would reach the terminal and log.
+timeout -k 10 "${HUSK_VM_TIMEOUT:-20m}" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 \
+	-nographic -no-reboot -nic none -kernel "$vmlinuz" -initrd "$vm/initrd.gz" \
+	-append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all" </dev/null |
+	sed -u 's/\r$//; s/\x1bc//g; s/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$log"
+qemu_status=${PIPESTATUS[0]}
+set -e
+echo
+echo "VM ran $(($(date +%s) - start)) s (qemu status $qemu_status)"
+
+# 5. Summary: each binary's libtest verdict and failed tests; one without an end line (the VM
+# died or timed out) counts as failed.
+failed=0
+for name in "${names[@]}"; do
+	end=$(grep -E "^husk-vm: end $name status=" "$log" || true)
+	status=$(sed -n 's/.* status=\([0-9]*\).*/\1/p' <<<"$end")
+	result=$(sed -n "/^husk-vm: begin $name\$/,/^husk-vm: end $name /p" "$log" | grep -E '^test result:' || true)
+	case $status in 137 | 143) status="$status: killed at the time limit" ;; esac
+	printf '%-12s %s\n' "$name" "${result:-no result}${end:+ (status $status)}"
+	# Kernel messages (an OOM kill) can split a "test … FAILED" line; libtest's header of
+	# each failure's output stays whole.
+	sed -n "/^husk-vm: begin $name\$/,/^husk-vm: end $name /s/^---- \(.*\) stdout ----\$/    FAILED \1/p" "$log"
+	if [ -z "$result" ]; then
+		# Killed or cut short: the test it was running is the last one it named.
+		sed -n "/^husk-vm: begin $name\$/,/^husk-vm: end $name /p" "$log" | grep -E '^test ' | tail -1 | sed 's/^/    last: /'
+	fi
+	if [ "${status:-x}" != 0 ]; then failed=1; fi
+done
+if [ "$qemu_status" -ne 0 ]; then
+	echo "qemu exited with status $qemu_status (124: timed out after ${HUSK_VM_TIMEOUT:-20m})"
+	failed=1
+fi
+exit "$failed"
