@@ -145,6 +145,7 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
         ctx.plan.has(LinuxNamespaceType::User),
         ctx.preserve_fds,
         ctx.seccomp.as_ref(),
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
         ch,
     )?;
 

@@ -89,9 +89,13 @@ pub fn finalize(
     in_user_ns: bool,
     preserve_fds: RawFd,
     seccomp: Option<&crate::seccomp::Filter>,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
     ch: &crate::sync::Channel,
 ) -> Result<Program> {
     set_rlimits(p)?;
+    set_personality(personality)?;
+    set_scheduler(p)?;
+    set_io_priority(p)?;
     let mut env = environment(p);
     env.extend(extra_env.iter().cloned());
     let args = p.args().clone().unwrap_or_default();
@@ -114,6 +118,95 @@ pub fn finalize(
 }
 
 /// setgroups is denied in a user namespace an unprivileged runtime made.
+/// `linux.personality`: the execution domain. The spec defines no flags yet.
+fn set_personality(p: Option<&oci_spec::runtime::LinuxPersonality>) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let Some(p) = p else { return Ok(()) };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::msg(format!(
+            "linux.personality.flags {:?}: the runtime spec defines no flags",
+            p.flags().as_ref().unwrap()
+        )));
+    }
+    let (name, persona) = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => ("LINUX", 0x0000),
+        LinuxPersonalityDomain::PerLinux32 => ("LINUX32", 0x0008),
+    };
+    crate::sys::personality(persona)
+        .ctx(|| format!("linux.personality.domain {name}: personality(2)"))
+}
+
+/// `process.scheduler`: sched_setattr(2), before capabilities are dropped (a real-time policy
+/// needs CAP_SYS_NICE).
+fn set_scheduler(p: &Process) -> Result<()> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let Some(s) = p.scheduler() else {
+        return Ok(());
+    };
+    let mut attr = crate::sys::SchedAttr {
+        policy: match s.policy() {
+            P::SchedOther => 0,
+            P::SchedFifo => 1,
+            P::SchedRr => 2,
+            P::SchedBatch => 3,
+            P::SchedIso => 4,
+            P::SchedIdle => 5,
+            P::SchedDeadline => 6,
+        },
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    for f in s.flags().iter().flatten() {
+        attr.flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    crate::sys::sched_setattr(&mut attr).ctx(|| {
+        format!(
+            "process.scheduler {:?} nice={} priority={}: sched_setattr",
+            s.policy(),
+            attr.nice,
+            attr.priority
+        )
+    })
+}
+
+/// `process.ioPriority`: ioprio_set(2).
+fn set_io_priority(p: &Process) -> Result<()> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let Some(io) = p.io_priority() else {
+        return Ok(());
+    };
+    let class = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&io.priority()) {
+        return Err(Error::msg(format!(
+            "process.ioPriority.priority {}: must be between 0 and 7",
+            io.priority()
+        )));
+    }
+    crate::sys::ioprio_set((class << 13) | io.priority() as i32).ctx(|| {
+        format!(
+            "process.ioPriority {:?} {}: ioprio_set",
+            io.class(),
+            io.priority()
+        )
+    })
+}
+
 fn setgroups_allowed(in_user_ns: bool) -> bool {
     !in_user_ns
         || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow")

@@ -112,6 +112,16 @@ fn validate(spec: &Spec) -> Result<()> {
                 p.cwd()
             )));
         }
+        if let Some(n) = p
+            .scheduler()
+            .as_ref()
+            .and_then(|s| *s.nice())
+            .filter(|n| !(-20..=19).contains(n))
+        {
+            return Err(Error::msg(format!(
+                "process.scheduler.nice {n}: must be between -20 and 19"
+            )));
+        }
         if let Some(adj) = p.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
             return Err(Error::msg(format!(
                 "process.oomScoreAdj {adj}: must be between -1000 and 1000"
@@ -283,17 +293,6 @@ pub fn warn_unsupported(spec: &Spec) {
             .is_some_and(|r| r.rdma().as_ref().is_some_and(|m| !m.is_empty()))
         {
             missing.push("linux.resources.rdma");
-        }
-        if linux.personality().is_some() {
-            missing.push("linux.personality");
-        }
-    }
-    if let Some(p) = spec.process() {
-        if p.scheduler().is_some() {
-            missing.push("process.scheduler");
-        }
-        if p.io_priority().is_some() {
-            missing.push("process.ioPriority");
         }
     }
     if spec

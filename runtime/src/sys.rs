@@ -343,3 +343,39 @@ pub fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<std::os::fd::OwnedFd> {
     put32(&mut a, 0, id);
     bpf(13, &mut a).map(owned)
 }
+
+/// `personality(2)`: the execution domain (PER_LINUX32 makes uname report i686).
+pub fn personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: personality takes an integer and changes only this process's domain.
+    Errno::result(unsafe { libc::personality(persona) }).map(drop)
+}
+
+/// `struct sched_attr` (sched_setattr(2)), SCHED_ATTR_SIZE_VER1.
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// `sched_setattr(2)` on this process.
+pub fn sched_setattr(attr: &mut SchedAttr) -> nix::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: attr is a valid sched_attr whose size field says how much the kernel may read.
+    Errno::result(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) })
+        .map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`: this process's I/O priority.
+pub fn ioprio_set(prio: i32) -> nix::Result<()> {
+    // SAFETY: ioprio_set takes only integers.
+    Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) }).map(drop)
+}

@@ -111,3 +111,30 @@ fn program_not_found_fails_create_cleanly() {
     assert_one_line_error(&out, &["no-such-program", "not found"]);
     c.assert_no_residue();
 }
+
+/// process.scheduler, process.ioPriority and linux.personality, as the process sees them.
+#[test]
+fn scheduler_io_priority_and_personality() {
+    let mut c = Ctx::new(
+        "sched",
+        &["sh", "-c", "cat /proc/self/stat; ionice -p $$; uname -m"],
+    );
+    c.config()["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    c.config()["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    c.config()["linux"]["personality"] = json!({"domain": "LINUX32"});
+    let out = c.run_ok();
+    let mut lines = out.lines();
+    let stat = lines.next().unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // After "(comm)": field 3 is [0], so nice (19) is [16] and policy (41) is [38].
+    assert_eq!(fields[16], "7", "nice: {stat}");
+    assert_eq!(fields[38], "3", "policy SCHED_BATCH: {stat}");
+    let ionice = lines.next().unwrap();
+    assert!(ionice.starts_with("idle"), "{ionice}");
+    assert_eq!(lines.next(), Some("i686"), "{out}");
+}

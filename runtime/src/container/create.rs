@@ -150,7 +150,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             process::set_oom_score_adj(intermediate, score)
         })?;
     }
-    parent.send(&Msg::Go)?;
+    parent.send(&Msg::Go).map_err(oom)?;
     if ctx.plan.new_user {
         phase("map user namespace ids", || {
             parent.expect(Msg::MapIds)?;
@@ -167,7 +167,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         ))),
     })
     .map_err(oom)?;
-    parent.send(&Msg::Go)?;
+    parent.send(&Msg::Go).map_err(oom)?;
     let _ = waitpid(intermediate, None);
     undo.pids = vec![pid];
     let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);

@@ -44,6 +44,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
         ));
     }
     let spec = c.spec()?;
+    let personality = spec.linux().as_ref().and_then(|l| l.personality().clone());
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let seccomp = profile.as_ref().map(crate::seccomp::compile).transpose()?;
     let init = Pid::from_raw(c.state.pid);
@@ -88,6 +89,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                             has_user_ns,
                             o.preserve_fds,
                             seccomp.as_ref(),
+                            personality.as_ref(),
                             &child,
                         )?;
                         sys::reset_signals();
