@@ -44,11 +44,14 @@ cat >"$work/inner.sh" <<'INNER'
 set -euo pipefail
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 work=$1 runs=$2; shift 2
+# Every runtime keeps its state on a tmpfs, as in /run on a real host (husk fsyncs its state
+# on disks; runc and crun do not).
+mkdir -p "$work/roots" && mount -t tmpfs tmpfs "$work/roots"
 results=$work/results.jsonl
 : >"$results"
 for entry in "$@"; do
 	name=${entry%%=*} bin=${entry#*=}
-	root=$work/root-$name
+	root=$work/roots/$name
 	R="$bin --root $root"
 	# The full lifecycle: create, start, wait for the exit, delete.
 	lifecycle="$R create --bundle $work/bundle c && $R start c && while [ \"\$($R state c | jq -r .status)\" != stopped ]; do :; done && $R delete c"

@@ -53,13 +53,19 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
         }
     }
     crate::capabilities::drop_unknown_names(&mut raw);
-    // serde_path_to_error names the field: "linux.devices[0].type: unknown variant …".
-    let spec: Spec = serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = e.path().to_string();
-        Error::msg(format!("invalid config: {path}: {}", e.inner()))
-    })?;
+    let spec = from_value(raw)?;
     validate(&spec)?;
     Ok(spec)
+}
+
+/// The one way a Spec is deserialized (a second instantiation of its Deserialize code would
+/// cost some 200 KiB of binary): serde_path_to_error names the field,
+/// "linux.devices[0].type: unknown variant …".
+pub fn from_value(raw: serde_json::Value) -> Result<Spec> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        Error::msg(format!("invalid config: {path}: {}", e.inner()))
+    })
 }
 
 /// The sysctls a container may set, by the namespace that isolates them (as runc decides).

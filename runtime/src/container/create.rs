@@ -289,10 +289,17 @@ fn systemd_listen_fds() -> (i32, Vec<String>) {
     }
 }
 
+/// The owner `state` shows: the name /etc/passwd gives our uid (read directly, as runc does:
+/// no NSS, which a static husk could not load).
 fn owner() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or(uid.to_string(), |u| u.name)
+    let uid = nix::unistd::geteuid().as_raw().to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid).then(|| name.to_string())
+        })
+        .unwrap_or(uid)
 }

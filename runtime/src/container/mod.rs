@@ -45,6 +45,8 @@ impl Container {
             std::fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), &e))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::msg(format!("parse {}: {e}", p.display())))
+            .and_then(crate::spec::from_value)
+            .map_err(|e| e.context(p.display()))
     }
 }
 
