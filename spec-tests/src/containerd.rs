@@ -11,7 +11,16 @@ pub const IMAGE: &str = "docker.io/library/busybox:husk-test";
 /// The busybox image again, with a Cmd that stays up: the pods' sandbox ("pause") image.
 pub const PAUSE_IMAGE: &str = "docker.io/library/husk-pause:test";
 
+/// Which shim runs the containers: ours, or containerd's Go runc shim with husk as its
+/// BinaryName (what a runc user switching to husk gets first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shim {
+    Husk,
+    RuncGo,
+}
+
 pub struct Containerd {
+    pub shim: Shim,
     pub dir: PathBuf,
     pub sock: PathBuf,
     pub namespace: String,
@@ -76,17 +85,35 @@ fn spawn_containerd(dir: &Path) -> Child {
 impl Containerd {
     /// A containerd for `ctr`: CRI off.
     pub fn start(name: &str) -> Containerd {
-        Containerd::launch(name, false)
+        Containerd::launch(name, false, Shim::Husk)
+    }
+
+    /// A containerd for `ctr` whose containers run on `shim`.
+    pub fn start_with(name: &str, shim: Shim) -> Containerd {
+        Containerd::launch(name, false, shim)
+    }
+
+    /// `ctr run`'s flags that select this containerd's shim (and husk behind it).
+    pub fn runtime_args(&self) -> Vec<String> {
+        match self.shim {
+            Shim::Husk => vec!["--runtime".into(), "io.containerd.husk.v2".into()],
+            Shim::RuncGo => vec![
+                "--runtime".into(),
+                "io.containerd.runc.v2".into(),
+                "--runc-binary".into(),
+                crate::husk_bin().to_string_lossy().into_owned(),
+            ],
+        }
     }
 
     /// A containerd with its CRI plugin on, a `husk` runtime handler (io.containerd.husk.v2,
     /// options through ConfigPath as CRI passes them to non-runc shims), host-network pods only
     /// (no CNI), and the images in the k8s.io namespace.
     pub fn start_cri(name: &str) -> Containerd {
-        Containerd::launch(name, true)
+        Containerd::launch(name, true, Shim::Husk)
     }
 
-    fn launch(name: &str, cri: bool) -> Containerd {
+    fn launch(name: &str, cri: bool, shim: Shim) -> Containerd {
         assert!(
             target_dir().join("containerd-shim-husk-v2").exists(),
             "build the shim first: cargo build --workspace"
@@ -120,12 +147,18 @@ impl Containerd {
         } else {
             config += "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
             let ns = format!("husk-{name}");
-            let root = Path::new("/run/containerd/husk").join(&ns);
+            // Each shim keeps its runtime's state under its own default root.
+            let base = match shim {
+                Shim::Husk => "/run/containerd/husk",
+                Shim::RuncGo => "/run/containerd/runc",
+            };
+            let root = Path::new(base).join(&ns);
             (ns, root)
         };
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let child = spawn_containerd(&dir);
         let c = Containerd {
+            shim,
             dir,
             sock,
             namespace,

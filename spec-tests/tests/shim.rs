@@ -1,12 +1,58 @@
-//! containerd-shim-husk-v2 behind a real containerd (Debian's 1.6), driven with `ctr`.
+//! containerd-shim-husk-v2 behind a real containerd (Debian's 1.6), driven with `ctr`; and the
+//! same scenarios through containerd's own Go runc shim with husk as its BinaryName.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spec_tests::containerd::{Containerd, IMAGE};
+use spec_tests::containerd::{Containerd, Shim, IMAGE};
 
-const RUNTIME: &str = "io.containerd.husk.v2";
+/// Each scenario twice: on our shim, and on containerd's runc shim driving husk.
+macro_rules! on_both_shims {
+    ($($name:ident),* $(,)?) => {
+        mod husk_shim {
+            $( #[test] fn $name() { super::$name(super::Shim::Husk, stringify!($name)) } )*
+        }
+        mod runc_shim {
+            $( #[test] fn $name() { super::$name(super::Shim::RuncGo, stringify!($name)) } )*
+        }
+    };
+}
+
+on_both_shims!(
+    run_prints_output_and_passes_the_exit_code,
+    exec_with_stdin_with_a_terminal_and_exit_codes,
+    kill_pause_resume_ps_and_metrics,
+    events_come_in_containerds_order_with_oom_before_exit,
+    twenty_containers_at_once,
+    a_killed_shim_is_cleaned_up_by_its_delete,
+    a_failed_create_reports_husks_error_and_leaves_nothing,
+    the_shim_outlives_a_containerd_restart,
+);
+
+fn start(shim: Shim, test: &str) -> Containerd {
+    // Short names: they end up in socket paths.
+    let tag: String = test
+        .split('_')
+        .take(3)
+        .map(|w| &w[..w.len().min(3)])
+        .collect();
+    let suffix = if shim == Shim::Husk { "h" } else { "g" };
+    Containerd::start_with(&format!("{tag}{suffix}"), shim)
+}
+
+/// `ctr run` arguments: the shim's flags, then `rest`.
+fn run_args<'a>(c: &'a Containerd, head: &[&'a str], rest: &[&'a str]) -> Vec<String> {
+    let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+    a.extend(c.runtime_args());
+    a.extend(rest.iter().map(|s| s.to_string()));
+    a
+}
+
+fn ctr(c: &Containerd, args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.ctr(&args)
+}
 
 fn out(o: &std::process::Output) -> String {
     format!(
@@ -17,9 +63,10 @@ fn out(o: &std::process::Output) -> String {
 }
 
 fn run_detached(c: &Containerd, id: &str, args: &[&str]) {
-    let mut a = vec!["run", "-d", "--runtime", RUNTIME, IMAGE, id];
-    a.extend_from_slice(args);
-    c.ctr_ok(&a);
+    let mut rest = vec![IMAGE, id];
+    rest.extend_from_slice(args);
+    let o = ctr(c, &run_args(c, &["run", "-d"], &rest));
+    assert!(o.status.success(), "ctr run -d {id}: {}", out(&o));
 }
 
 fn kill_and_remove(c: &Containerd, id: &str) {
@@ -41,20 +88,22 @@ fn wait_for(c: &Containerd, id: &str, status: &str) {
     }
 }
 
-#[test]
-fn run_prints_output_and_passes_the_exit_code() {
-    let c = Containerd::start("run");
-    let o = c.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        "r1",
-        "sh",
-        "-c",
-        "echo hello from husk; echo to-stderr >&2; exit 3",
-    ]);
+fn run_prints_output_and_passes_the_exit_code(shim: Shim, test: &str) {
+    let c = start(shim, test);
+    let o = ctr(
+        &c,
+        &run_args(
+            &c,
+            &["run", "--rm"],
+            &[
+                IMAGE,
+                "r1",
+                "sh",
+                "-c",
+                "echo hello from husk; echo to-stderr >&2; exit 3",
+            ],
+        ),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from husk\n");
     assert!(
@@ -65,9 +114,8 @@ fn run_prints_output_and_passes_the_exit_code() {
     c.assert_no_residue();
 }
 
-#[test]
-fn exec_with_stdin_with_a_terminal_and_exit_codes() {
-    let c = Containerd::start("exec");
+fn exec_with_stdin_with_a_terminal_and_exit_codes(shim: Shim, test: &str) {
+    let c = start(shim, test);
     run_detached(&c, "e1", &["sleep", "1000"]);
 
     let o = c.ctr(&[
@@ -132,9 +180,8 @@ fn exec_with_stdin_with_a_terminal_and_exit_codes() {
     c.assert_no_residue();
 }
 
-#[test]
-fn kill_pause_resume_ps_and_metrics() {
-    let c = Containerd::start("ops");
+fn kill_pause_resume_ps_and_metrics(shim: Shim, test: &str) {
+    let c = start(shim, test);
     run_detached(&c, "o1", &["sleep", "1000"]);
     c.ctr_ok(&[
         "task",
@@ -177,9 +224,8 @@ fn kill_pause_resume_ps_and_metrics() {
     c.assert_no_residue();
 }
 
-#[test]
-fn events_come_in_containerds_order_with_oom_before_exit() {
-    let c = Containerd::start("events");
+fn events_come_in_containerds_order_with_oom_before_exit(shim: Shim, test: &str) {
+    let c = start(shim, test);
     let log = c.dir.join("events.txt");
     let mut events = c
         .ctr_cmd(&["events"])
@@ -199,19 +245,21 @@ fn events_come_in_containerds_order_with_oom_before_exit() {
         "1000",
     ]);
     kill_and_remove(&c, "v1");
-    let o = c.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        "--memory-limit",
-        "16000000",
-        IMAGE,
-        "m1",
-        "sh",
-        "-c",
-        "x=a; while true; do x=$x$x; done",
-    ]);
+    // containerd 1.6's Go shim starts watching for OOM only after Start returns, and misses
+    // an OOM that comes sooner; ours watches from Create. The Go shim's run gets a head start.
+    let hog = if c.shim == Shim::Husk {
+        "x=a; while true; do x=$x$x; done"
+    } else {
+        "sleep 1; x=a; while true; do x=$x$x; done"
+    };
+    let o = ctr(
+        &c,
+        &run_args(
+            &c,
+            &["run", "--rm"],
+            &["--memory-limit", "16000000", IMAGE, "m1", "sh", "-c", hog],
+        ),
+    );
     assert_eq!(o.status.code(), Some(137), "{}", out(&o));
     std::thread::sleep(Duration::from_millis(300));
     let _ = events.kill();
@@ -262,9 +310,8 @@ fn events_come_in_containerds_order_with_oom_before_exit() {
     c.assert_no_residue();
 }
 
-#[test]
-fn twenty_containers_at_once() {
-    let c = Containerd::start("twenty");
+fn twenty_containers_at_once(shim: Shim, test: &str) {
+    let c = start(shim, test);
     let ids: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
     std::thread::scope(|s| {
         for id in &ids {
@@ -288,9 +335,8 @@ fn twenty_containers_at_once() {
     c.assert_no_residue();
 }
 
-#[test]
-fn a_killed_shim_is_cleaned_up_by_its_delete() {
-    let c = Containerd::start("crash");
+fn a_killed_shim_is_cleaned_up_by_its_delete(shim: Shim, test: &str) {
+    let c = start(shim, test);
     run_detached(&c, "k1", &["sleep", "1000"]);
     let shims = c.shims();
     assert_eq!(shims.len(), 1, "{shims:?}");
@@ -314,40 +360,12 @@ fn a_killed_shim_is_cleaned_up_by_its_delete() {
     c.assert_no_residue();
 }
 
-#[test]
-fn runcs_shim_drives_husk_too() {
-    let c = Containerd::start("runcshim");
-    let husk = spec_tests::husk_bin();
-    let husk = husk.to_string_lossy();
-    let o = c.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        "io.containerd.runc.v2",
-        "--runc-binary",
-        &husk,
-        IMAGE,
-        "g1",
-        "sh",
-        "-c",
-        "echo via runc shim; exit 7",
-    ]);
-    assert_eq!(o.status.code(), Some(7), "{}", out(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "via runc shim\n");
-}
-
-#[test]
-fn a_failed_create_reports_husks_error_and_leaves_nothing() {
-    let c = Containerd::start("badcreate");
-    let o = c.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        "b1",
-        "/no/such/binary",
-    ]);
+fn a_failed_create_reports_husks_error_and_leaves_nothing(shim: Shim, test: &str) {
+    let c = start(shim, test);
+    let o = ctr(
+        &c,
+        &run_args(&c, &["run", "--rm"], &[IMAGE, "b1", "/no/such/binary"]),
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/no/such/binary"), "{err}");
@@ -355,9 +373,8 @@ fn a_failed_create_reports_husks_error_and_leaves_nothing() {
     c.assert_no_residue();
 }
 
-#[test]
-fn the_shim_outlives_a_containerd_restart() {
-    let mut c = Containerd::start("restart");
+fn the_shim_outlives_a_containerd_restart(shim: Shim, test: &str) {
+    let mut c = start(shim, test);
     run_detached(
         &c,
         "s1",
@@ -380,7 +397,9 @@ fn the_shim_outlives_a_containerd_restart() {
     let socket = address.trim().trim_start_matches("unix://");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(socket).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o600, "{socket}");
+    if c.shim == Shim::Husk {
+        assert_eq!(mode & 0o777, 0o600, "{socket}");
+    }
 
     c.restart();
     assert_eq!(c.shims(), shim, "the same shim serves on");
