@@ -75,8 +75,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 # Tests find their data (spec-tests/corpus) through CARGO_MANIFEST_DIR, a path of this machine,
 # and run in it, as under `cargo test` (relative paths in a test resolve as they do there).
-mkdir -p "$stage$repo"
-cp -a "$repo/spec-tests" "$stage$repo/"
+# /init binds the copy there once its own mounts are made (the clone may live under /tmp).
+cp -a "$repo/spec-tests" "$stage/husk/spec-tests"
 echo "$repo/spec-tests" >"$stage/husk/cwd"
 printf '%s\n' "$filter" >"$stage/husk/filter"
 echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"

@@ -379,3 +379,33 @@ pub fn ioprio_set(prio: i32) -> nix::Result<()> {
     // SAFETY: ioprio_set takes only integers.
     Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) }).map(drop)
 }
+
+/// Spawns `cmd` with `fds[i]` as its fd 3+i (a containerd logging binary's pipes). The fds
+/// are moved above the target range first, so that no dup2 overwrites one still to be copied.
+pub fn spawn_with_fds(
+    cmd: &mut std::process::Command,
+    fds: &[std::os::fd::OwnedFd],
+) -> std::io::Result<std::process::Child> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let high: Vec<std::os::fd::OwnedFd> = fds
+        .iter()
+        .map(|f| {
+            nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100)).map(own_received_fd)
+        })
+        .collect::<nix::Result<_>>()?;
+    let raw: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the child between fork and exec; it only calls dup2, which
+    // is async-signal-safe, on fds this process owns, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in raw.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}

@@ -276,7 +276,7 @@ impl Service {
         };
         let pid_file = bundle.join("init.pid");
         let created = (|| {
-            let mut stdio = Prepared::new(&paths, opts.io_uid, opts.io_gid)?;
+            let mut stdio = Prepared::new(&paths, opts.io_uid, opts.io_gid, id, &self.namespace)?;
             let bundle_s = bundle.to_string_lossy();
             let pid_file_s = pid_file.to_string_lossy();
             let mut args = vec!["create", "--bundle", &bundle_s, "--pid-file", &pid_file_s];
@@ -405,7 +405,7 @@ impl Service {
         let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
         let started = (|| {
             std::fs::write(&spec_file, &spec).ctx(|| format!("writing {}", spec_file.display()))?;
-            let mut stdio = Prepared::new(&paths, uid, gid)?;
+            let mut stdio = Prepared::new(&paths, uid, gid, id, &self.namespace)?;
             let spec_s = spec_file.to_string_lossy();
             let pid_s = pid_file.to_string_lossy();
             let mut args = vec![

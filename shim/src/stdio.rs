@@ -62,6 +62,74 @@ enum Target {
     Fifo(String),
 }
 
+/// A `binary://` logging driver (containerd's protocol): the process's stdout and stderr
+/// are pipes whose read ends the binary gets as fds 3 and 4; it closes fd 5 once ready.
+/// Its query string becomes its arguments; CONTAINER_ID and CONTAINER_NAMESPACE its env.
+fn start_logger(uri: &str, id: &str, namespace: &str, uid: u32, gid: u32) -> Result<(File, File)> {
+    let rest = &uri["binary://".len()..];
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut args = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        args.push(percent_decode(k));
+        if !v.is_empty() {
+            args.push(percent_decode(v));
+        }
+    }
+    let (out_r, out_w) = pipe_pair(uid, gid)?;
+    let (err_r, err_w) = pipe_pair(uid, gid)?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe for the logger")?;
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(&args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    husk::sys::spawn_with_fds(&mut cmd, &[out_r.into(), err_r.into(), ready_w])
+        .ctx(|| format!("starting logging binary {path}"))?;
+    // The binary closes fd 5 (or exits) when it is ready to read.
+    let mut ready = File::from(ready_r);
+    let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+    let n =
+        poll(&mut fds, PollTimeout::from(10_000u16)).ctx(|| "poll on the logger's ready pipe")?;
+    if n == 0 {
+        return Err(Error::msg(format!(
+            "logging binary {path} was not ready within 10 s"
+        )));
+    }
+    let _ = ready.read(&mut [0u8; 1]);
+    Ok((out_w, err_w))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn target(path: &str, append_file: bool) -> Result<Target> {
     if path.is_empty() {
         return Ok(Target::Null);
@@ -77,11 +145,6 @@ fn target(path: &str, append_file: bool) -> Result<Target> {
             .open(file)
             .ctx(|| format!("opening stdio file {file}"))?;
         return Ok(Target::File(f));
-    }
-    if path.starts_with("binary://") {
-        return Err(Error::msg(format!(
-            "stdio {path}: binary:// logging drivers are not supported by this shim; use fifos or file://"
-        )));
     }
     Ok(Target::Fifo(path.to_string()))
 }
@@ -104,7 +167,8 @@ fn pipe_pair(uid: u32, gid: u32) -> Result<(File, File)> {
 static CONSOLES: AtomicU32 = AtomicU32::new(0);
 
 impl Prepared {
-    pub fn new(p: &Paths, uid: u32, gid: u32) -> Result<Prepared> {
+    /// `id` and `namespace` are for a `binary://` logger's environment.
+    pub fn new(p: &Paths, uid: u32, gid: u32, id: &str, namespace: &str) -> Result<Prepared> {
         let mut prepared = Prepared {
             io: Io {
                 stdin: Stdio::null(),
@@ -149,6 +213,12 @@ impl Prepared {
                 prepared.io.stdin = r.into();
                 prepared.stdin = Some((w, path));
             }
+        }
+        if p.stdout.starts_with("binary://") {
+            let (out, err) = start_logger(&p.stdout, id, namespace, uid, gid)?;
+            prepared.io.stdout = out.into();
+            prepared.io.stderr = err.into();
+            return Ok(prepared);
         }
         for (i, path) in [&p.stdout, &p.stderr].into_iter().enumerate() {
             let end: Stdio = match target(path, true)? {
@@ -331,5 +401,14 @@ impl Attached {
                 let _ = c.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(super::percent_decode("a%2Fb+c%3d"), "a/b c=");
+        assert_eq!(super::percent_decode("100%"), "100%");
     }
 }

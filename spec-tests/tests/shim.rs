@@ -412,3 +412,38 @@ fn the_shim_outlives_a_containerd_restart(shim: Shim, test: &str) {
     c.ctr_ok(&["container", "rm", "s1"]);
     c.assert_no_residue();
 }
+
+/// A `binary://` logging driver (nerdctl's default): the shim starts it with the container's
+/// stdout and stderr as fds 3 and 4, waits for it to close fd 5, and passes the query as args.
+#[test]
+fn a_binary_logging_driver_gets_the_output() {
+    let c = Containerd::start("binlog");
+    let logger = c.dir.join("logger.sh");
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE $1\" > \"$2.env\"\nexec 5>&-\n\
+         cat <&3 > \"$2.out\" &\ncat <&4 > \"$2.err\" &\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let base = c.dir.join("log");
+    let uri = format!("binary://{}?path={}", logger.display(), base.display());
+    let o = ctr(
+        &c,
+        &run_args(
+            &c,
+            &["run", "--rm", "--log-uri", &uri],
+            &[IMAGE, "l1", "sh", "-c", "echo to-out; echo to-err >&2"],
+        ),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let read = |ext: &str| std::fs::read_to_string(base.with_extension(ext)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read("err") != "to-err\n" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read("out"), "to-out\n");
+    assert_eq!(read("err"), "to-err\n");
+    assert_eq!(read("env"), format!("l1 {} path\n", c.namespace));
+    c.assert_no_residue();
+}
