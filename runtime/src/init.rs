@@ -57,6 +57,11 @@ pub fn run_child(ch: &Channel, f: impl FnOnce() -> Result<()>) -> ! {
 pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
     // Were husk killed mid-create, an inherited lock would block `delete --force` for ever.
     sys::close_inherited(ctx.lock_fd);
+    // runc's debug vocabulary for the same steps: tools and runc's tests grep for it.
+    crate::log::debug(&format!(
+        "nsexec container setup: intermediate process {} enters the namespaces",
+        nix::unistd::getpid()
+    ));
     ch.expect(Msg::Go)?;
     ctx.plan.enter()?;
     if ctx.plan.new_user {
@@ -92,6 +97,7 @@ fn hook_state(ctx: &InitContext, status: &str) -> serde_json::Value {
 
 /// The container's init: the phases of runtime-spec "create", in order.
 fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    crate::log::debug("child process in init(): the container's init sets up root and process");
     let spec = ctx.spec;
     let process = spec
         .process()

@@ -107,8 +107,9 @@ impl Containerd {
     }
 
     /// A containerd with its CRI plugin on, a `husk` runtime handler (io.containerd.husk.v2,
-    /// options through ConfigPath as CRI passes them to non-runc shims), host-network pods only
-    /// (no CNI), and the images in the k8s.io namespace.
+    /// options through ConfigPath as CRI passes them to non-runc shims) and a `runc-husk` one
+    /// (containerd's runc shim with husk as BinaryName), both keeping husk's state in one root;
+    /// host-network pods only (no CNI), and the images in the k8s.io namespace.
     pub fn start_cri(name: &str) -> Containerd {
         Containerd::launch(name, true, Shim::Husk)
     }
@@ -135,8 +136,11 @@ impl Containerd {
                  [{cri}.containerd]\n  default_runtime_name = \"husk\"\n\
                  [{cri}.containerd.runtimes.husk]\n  runtime_type = \"io.containerd.husk.v2\"\n\
                  [{cri}.containerd.runtimes.husk.options]\n  ConfigPath = \"{d}/husk.toml\"\n\
+                 [{cri}.containerd.runtimes.runc-husk]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+                 [{cri}.containerd.runtimes.runc-husk.options]\n  BinaryName = \"{b}\"\n  Root = \"{d}/husk\"\n\
                  [{cri}.cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/cni\"\n",
-                d = dir.display()
+                d = dir.display(),
+                b = crate::husk_bin().display()
             );
             std::fs::write(
                 dir.join("husk.toml"),

@@ -68,7 +68,17 @@ fn container(name: &str, command: &[&str]) -> ContainerConfig {
 
 #[test]
 fn a_pod_of_two_containers_runs_on_one_husk_shim() {
-    let c = Containerd::start_cri("cri");
+    pod_of_two_containers_on_one_shim("cri", "husk");
+}
+
+/// The same pod through containerd's own runc shim, with husk as its BinaryName.
+#[test]
+fn the_same_pod_on_containerds_runc_shim_with_husk() {
+    pod_of_two_containers_on_one_shim("crirunc", "runc-husk");
+}
+
+fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
+    let c = Containerd::start_cri(name);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,7 +89,7 @@ fn a_pod_of_two_containers_runs_on_one_husk_shim() {
         let pod = cri
             .run_pod_sandbox(RunPodSandboxRequest {
                 config: Some(config.clone()),
-                runtime_handler: "husk".into(),
+                runtime_handler: handler.into(),
             })
             .await
             .expect("RunPodSandbox")

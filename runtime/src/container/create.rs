@@ -198,7 +198,12 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     })?;
     phase("finish container init", || loop {
         match parent.recv_with_fd()? {
-            Some((Msg::Ready, _)) => return Ok(()),
+            Some((Msg::Ready, _)) => {
+                crate::log::debug(&format!(
+                    "init: closing the pipe to signal completion: init {pid} is ready"
+                ));
+                return Ok(());
+            }
             Some((Msg::SeccompListener, Some(fd))) => {
                 let profile = seccomp_profile.expect("a listener comes from a profile");
                 crate::seccomp::send_to_agent(profile, &fd, &st.hook_state("creating"))?;

@@ -68,6 +68,10 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
         ForkResult::Child => {
             drop(parent);
             run_child(&child, || {
+                crate::log::debug(&format!(
+                    "nsexec container setup: intermediate process {} joins the namespaces of {init}",
+                    nix::unistd::getpid()
+                ));
                 child.expect(Msg::Go)?;
                 for (t, f) in &ns {
                     nix::sched::setns(f.as_fd(), namespaces::clone_flag(*t))
@@ -75,6 +79,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                 }
                 match sys::fork().ctx(|| "fork")? {
                     ForkResult::Child => run_child(&child, || {
+                        crate::log::debug("child process in init(): the exec'd process sets up");
                         // Wait until the pid is reported: nothing we send may overtake it.
                         child.expect(Msg::Go)?;
                         nix::unistd::fchdir(root_dir.as_fd()).ctx(|| "enter container root")?;
@@ -93,6 +98,10 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                             &child,
                         )?;
                         sys::reset_signals();
+                        crate::log::debug(&format!(
+                            "setns_init: about to exec {}",
+                            program.path.display()
+                        ));
                         Err(process::exec(&program.path, &program.args, &program.env))
                     }),
                     ForkResult::Parent { child: pid } => {
