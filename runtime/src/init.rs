@@ -63,6 +63,13 @@ pub fn intermediate(ctx: &InitContext, ch: &Channel) -> Result<()> {
         nix::unistd::getpid()
     ));
     ch.expect(Msg::Go)?;
+    // CVE-2019-5736: undumpable until the container's program is exec'd, so that a process
+    // sharing its pid namespace cannot open husk's binary through /proc/PID/exe. (With a user
+    // namespace, /proc/self would then belong to the host's root, out of the init's reach;
+    // and that root maps to nobody who could write the binary anyway.)
+    if !ctx.plan.has(LinuxNamespaceType::User) {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
+    }
     ctx.plan.enter()?;
     if ctx.plan.new_user {
         ch.send(&Msg::MapIds)?;

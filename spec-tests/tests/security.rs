@@ -32,3 +32,62 @@ fn no_runtime_fd_reaches_the_container_and_cwd_is_inside() {
     let cwd = c.husk(&["exec", "--cwd", "/etc", &c.id, "readlink", "/proc/self/cwd"]);
     assert_eq!(stdout(&cwd).trim(), "/etc");
 }
+
+/// CVE-2019-5736: while an exec'd process is still husk's binary but already has the
+/// container's credentials and capabilities (just before its execve), a process of the
+/// container must not open /proc/PID/exe and so reach husk's binary on the host for writing.
+/// The exec is stopped in that window (HUSK_FAULT_STOP_AFTER). Checked to catch the attack by removing the PR_SET_DUMPABLE call
+/// in container/exec.rs: the attacker then prints "opened".
+#[test]
+fn a_container_cannot_reach_husks_binary_through_an_exec() {
+    let c = Ctx::new("cve5736", &["sleep", "100"]);
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let mut victim = c
+        .cmd(&["exec", &c.id, "true"])
+        .env("HUSK_FAULT_STOP_AFTER", "exec child about to exec")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The stopped child: a husk process in state T, in the container's cgroup.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stopped = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+            let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+            (state == "T" && cgroup.contains(&c.id)).then_some(pid)
+        });
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exec never stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // husk's argv holds "--root"; the script spells it so that its own argv does not.
+    let attack =
+        "for p in /proc/[0-9]*; do grep -q -- --ro\"\"ot $p/cmdline 2>/dev/null || continue; \
+                  echo victim $p; cat $p/exe > /dev/null 2>&1 && echo opened $p/exe; done; true";
+    let out = c.husk(&["exec", &c.id, "sh", "-c", attack]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stopped as i32),
+        nix::sys::signal::SIGKILL,
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let text = stdout(&out);
+    assert!(
+        text.contains("victim"),
+        "the attacker must see the stopped exec: {text}{}",
+        stderr(&out)
+    );
+    assert!(
+        !text.contains("opened"),
+        "husk's binary was reachable: {text}"
+    );
+}

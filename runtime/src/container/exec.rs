@@ -73,6 +73,12 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                     nix::unistd::getpid()
                 ));
                 child.expect(Msg::Go)?;
+                // CVE-2019-5736: until the execve, this process and its child are husk's
+                // binary; undumpable, a process of the container cannot open their
+                // /proc/PID/exe (nor their memory). execve makes the program dumpable again.
+                if !has_user_ns {
+                    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
+                }
                 for (t, f) in &ns {
                     nix::sched::setns(f.as_fd(), namespaces::clone_flag(*t))
                         .ctx(|| format!("join {} namespace of {init}", crate::spec::ns_name(*t)))?;
@@ -102,6 +108,9 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
                             "setns_init: about to exec {}",
                             program.path.display()
                         ));
+                        // With the container's credentials and capabilities, and still husk's
+                        // binary: the window CVE-2019-5736 used.
+                        super::fault_point("exec child about to exec");
                         Err(process::exec(&program.path, &program.args, &program.env))
                     }),
                     ForkResult::Parent { child: pid } => {

@@ -80,9 +80,14 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             if r.is_err() { " (failed)" } else { "" }
         ));
     }
-    // Fault injection for the reliability tests: stop here, to be SIGKILLed between phases.
+    fault_point(name);
+    r
+}
+
+/// Fault injection for the reliability and security tests: with HUSK_FAULT_STOP_AFTER=NAME
+/// the process stops itself here, for the test to act while it is stopped.
+pub fn fault_point(name: &str) {
     if std::env::var_os("HUSK_FAULT_STOP_AFTER").is_some_and(|p| p == name) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
     }
-    r
 }
