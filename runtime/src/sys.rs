@@ -409,3 +409,9 @@ pub fn spawn_with_fds(
     }
     cmd.spawn()
 }
+
+/// `kill(2)` with any signal number, real-time ones included (nix's Signal has none).
+pub fn kill_raw(pid: nix::unistd::Pid, signo: i32) -> nix::Result<()> {
+    // SAFETY: kill takes only integers.
+    Errno::result(unsafe { libc::kill(pid.as_raw(), signo) }).map(drop)
+}

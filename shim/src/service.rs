@@ -16,7 +16,6 @@ use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::topics::*;
 use containerd_shim_protos::types::task::{ProcessInfo, Status};
 use husk::error::{Context, Error};
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use protobuf::MessageField;
 use ttrpc::{Code, TtrpcContext};
@@ -561,13 +560,14 @@ impl Service {
             }
             return Ok(());
         }
-        let sig = Signal::try_from(req.signal as i32).map_err(|_| {
-            status(
+        if !(1..=64).contains(&req.signal) {
+            return Err(status(
                 Code::INVALID_ARGUMENT,
                 format!("invalid signal {}", req.signal),
-            )
-        })?;
-        match kill(Pid::from_raw(target as i32), sig) {
+            ));
+        }
+        // Real-time signals too (systemd stops on SIGRTMIN+3): nix's Signal has none.
+        match husk::sys::kill_raw(Pid::from_raw(target as i32), req.signal as i32) {
             Ok(()) => Ok(()),
             Err(nix::errno::Errno::ESRCH) => Err(not_found("process already finished")),
             Err(e) => Err(unknown(Error::sys(format!("kill of exec pid {target}"), e))),

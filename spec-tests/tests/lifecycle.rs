@@ -221,3 +221,25 @@ fn state_and_list_json_keep_runcs_field_order() {
         .collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{out}");
 }
+
+/// Real-time signals by name and number: systemd in a container stops on SIGRTMIN+3, and
+/// containerd sends it as the number 37.
+#[test]
+fn kill_delivers_real_time_signals() {
+    for sig in ["SIGRTMIN+3", "37"] {
+        let c = Ctx::new(
+            "rtsig",
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 7' 37; while true; do sleep 0.1; done",
+            ],
+        );
+        c.create_ok();
+        assert!(c.husk(&["start", &c.id]).status.success());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let k = c.husk(&["kill", &c.id, sig]);
+        assert!(k.status.success(), "kill {sig}: {}", stderr(&k));
+        c.wait_status("stopped");
+    }
+}

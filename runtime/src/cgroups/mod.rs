@@ -423,8 +423,8 @@ impl Placement {
     }
 
     /// Sends `sig` to every process in the cgroup, frozen first so that none forks away unseen.
-    pub fn signal_all(&self, sig: Signal) -> Result<()> {
-        if sig == Signal::SIGKILL {
+    pub fn signal_all(&self, sig: i32) -> Result<()> {
+        if sig == Signal::SIGKILL as i32 {
             if let Some(dir) = self
                 .v2
                 .as_deref()
@@ -440,7 +440,7 @@ impl Placement {
             let _ = self.freeze(true);
         }
         for pid in self.pids() {
-            let _ = nix::sys::signal::kill(pid, sig);
+            let _ = crate::sys::kill_raw(pid, sig);
         }
         if freeze {
             let _ = self.freeze(false);
@@ -476,7 +476,7 @@ impl Placement {
     /// first; a cgroup emptied by a dying process may stay busy for a moment.
     pub fn destroy(&self) {
         if !self.pids().is_empty() {
-            let _ = self.signal_all(Signal::SIGKILL);
+            let _ = self.signal_all(Signal::SIGKILL as i32);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for dir in self.created.iter().rev() {

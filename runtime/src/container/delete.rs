@@ -50,7 +50,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     if !c.state.own_pid_ns {
-        let _ = c.state.cgroup.signal_all(Signal::SIGKILL);
+        let _ = c.state.cgroup.signal_all(Signal::SIGKILL as i32);
     }
     if let Ok(spec) = c.spec() {
         hooks::run_warn(
@@ -66,7 +66,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// SIGKILL to everything in the container, thawing it so the signal lands.
 fn stop(c: &Container) {
     let _ = nix::sys::signal::kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
-    let _ = c.state.cgroup.signal_all(Signal::SIGKILL);
+    let _ = c.state.cgroup.signal_all(Signal::SIGKILL as i32);
     if c.state.cgroup.is_frozen() {
         let _ = c.state.cgroup.freeze(false);
     }
