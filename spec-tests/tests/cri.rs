@@ -204,3 +204,115 @@ fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
     });
     c.assert_no_residue();
 }
+
+/// Soak: one pod's shim serves container after container (each created, started, exec'd
+/// into, stopped and removed) while its open fds and resident size stay flat. HUSK_SOAK sets
+/// the count (30 by default, in CI; the figure is 1,000).
+#[test]
+fn a_pod_shim_stays_flat_over_many_containers() {
+    let rounds: usize = std::env::var("HUSK_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let c = Containerd::start_cri("soak");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cri = connect(&c.sock).await;
+        let config = pod_config(&c);
+        let pod = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: "husk".into(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let shim = c.shims()[0];
+        let sample = || {
+            let fds = std::fs::read_dir(format!("/proc/{shim}/fd"))
+                .unwrap()
+                .count();
+            let status = std::fs::read_to_string(format!("/proc/{shim}/status")).unwrap();
+            let rss: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .unwrap()
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .unwrap();
+            (fds, rss)
+        };
+        let mut first = None;
+        for i in 0..rounds {
+            let name = format!("s{i}");
+            let id = cri
+                .create_container(CreateContainerRequest {
+                    pod_sandbox_id: pod.clone(),
+                    config: Some(container(&name, &["sleep", "1000"])),
+                    sandbox_config: Some(config.clone()),
+                })
+                .await
+                .expect("CreateContainer")
+                .into_inner()
+                .container_id;
+            cri.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            let r = cri
+                .exec_sync(ExecSyncRequest {
+                    container_id: id.clone(),
+                    cmd: vec!["true".into()],
+                    timeout: 10,
+                })
+                .await
+                .expect("ExecSync")
+                .into_inner();
+            assert_eq!(r.exit_code, 0);
+            cri.stop_container(StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 0,
+            })
+            .await
+            .expect("StopContainer");
+            cri.remove_container(RemoveContainerRequest { container_id: id })
+                .await
+                .expect("RemoveContainer");
+            // After a few rounds, once allocator and thread pools have settled.
+            if i == 9.min(rounds - 1) {
+                first = Some(sample());
+            }
+        }
+        let (fds0, rss0) = first.unwrap();
+        let (fds1, rss1) = sample();
+        eprintln!(
+            "shim after round 5: {fds0} fds, {rss0} kB; after {rounds}: {fds1} fds, {rss1} kB"
+        );
+        assert!(
+            fds1 <= fds0 + 2,
+            "the shim's fds grew from {fds0} to {fds1}"
+        );
+        assert!(
+            rss1 <= rss0 + 1024,
+            "the shim's RSS grew from {rss0} kB to {rss1} kB"
+        );
+        cri.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+    c.assert_no_residue();
+}
