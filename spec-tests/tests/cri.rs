@@ -293,7 +293,7 @@ fn a_pod_shim_stays_flat_over_many_containers() {
         let (fds0, rss0) = first.unwrap();
         let (fds1, rss1) = sample();
         eprintln!(
-            "shim after round 5: {fds0} fds, {rss0} kB; after {rounds}: {fds1} fds, {rss1} kB"
+            "shim after round 10: {fds0} fds, {rss0} kB; after {rounds}: {fds1} fds, {rss1} kB"
         );
         assert!(
             fds1 <= fds0 + 2,
