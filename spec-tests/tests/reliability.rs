@@ -182,3 +182,55 @@ fn twenty_racing_deletes_of_one_container_one_wins() {
     }
     c.assert_no_residue();
 }
+
+/// Syscall failures injected with strace: each create fails with one line naming the failed
+/// step and errno, and leaves no state directory or cgroup.
+#[test]
+fn injected_syscall_failures_give_one_line_and_no_residue() {
+    // hack/test.sh installs strace; the cgroup v2 VM has none.
+    if Command::new("strace").arg("-V").output().is_err() {
+        return eprintln!("skipped: no strace");
+    }
+    let cases = [
+        ("mkdir:error=ENOSPC:when=1", "ENOSPC"),
+        ("mkdir:error=EPERM:when=3", "EPERM"),
+        ("mount:error=EBUSY:when=3", "EBUSY"),
+        ("clone:error=EAGAIN:when=1", "fork"),
+        ("write:error=ENOSPC:when=5", "ENOSPC"),
+        ("mknodat:error=EPERM", "exec fifo"),
+        ("symlink:error=EROFS", "EROFS"),
+        ("close_range:error=EINVAL", "close_range"),
+        ("pivot_root:error=EPERM", "pivot_root"),
+        ("unshare:error=ENOMEM", "ENOMEM"),
+        ("sethostname:error=EPERM", "hostname"),
+        ("rename:error=EIO", "EIO"),
+    ];
+    let c = Ctx::new("inject", &["true"]);
+    let bundle = c.bundle.dir.to_string_lossy().into_owned();
+    for (n, (inject, want)) in cases.iter().enumerate() {
+        let id = format!("{}-{n}", c.id);
+        let root = c.root.join(format!("r{n}"));
+        let out = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                &format!("inject={inject}"),
+            ])
+            .arg(husk_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle", &bundle, &id])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{inject}: {err}");
+        assert_eq!(err.lines().count(), 1, "{inject}: {err}");
+        assert!(err.contains(want), "{inject}: {err} lacks {want}");
+        assert!(!root.join(&id).exists(), "{inject}: state left");
+        let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), &id, 6);
+        assert!(cgroups.is_empty(), "{inject}: cgroups left: {cgroups:?}");
+    }
+}
