@@ -1,7 +1,8 @@
 //! `linux.resources.devices`: which device nodes the container may create, read and write.
 //!
-//! The rules are the config's own, then an allow for each of `linux.devices`, then the
-//! devices every container may use (runc's list). cgroup v1 takes them one by one in
+//! The rules are the config's own, then the devices every container may use (runc's list).
+//! `linux.devices` only makes nodes: as with runc, using them takes a rule in
+//! `linux.resources.devices` (docker and podman write one for each `--device`). cgroup v1 takes them one by one in
 //! `devices.allow`/`devices.deny`; cgroup v2 has no such files: an eBPF program attached to the
 //! cgroup (BPF_PROG_TYPE_CGROUP_DEVICE) answers each access, and it is compiled here from the
 //! same rules with v1's meaning: a rule for all devices resets the default, later rules win.
@@ -80,19 +81,6 @@ pub fn rules(spec: &Spec) -> Vec<Rule> {
         .flatten()
         .map(config_rule)
         .collect();
-    rules.extend(
-        linux
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-            .map(|d| Rule {
-                allow: true,
-                typ: type_char(Some(d.typ())),
-                major: Some(d.major()),
-                minor: Some(d.minor()),
-                access: "rwm".into(),
-            }),
-    );
     rules.extend(
         DEFAULT_ALLOWED
             .iter()

@@ -293,20 +293,32 @@ impl Placement {
     }
 
     fn mkdir_all(&mut self, dir: &Path) -> Result<()> {
-        let mut missing = Vec::new();
-        let mut p = dir;
-        while !p.exists() {
-            missing.push(p.to_path_buf());
-            p = match p.parent() {
-                Some(p) => p,
-                None => break,
-            };
-        }
-        for d in missing.into_iter().rev() {
-            match fs::create_dir(&d) {
-                Ok(()) => self.created.push(d),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), &e)),
+        // A parent another container's delete removes under us (it was empty a moment ago)
+        // shows up as ENOENT: look again.
+        for attempt in 0.. {
+            let mut missing = Vec::new();
+            let mut p = dir;
+            while !p.exists() {
+                missing.push(p.to_path_buf());
+                p = match p.parent() {
+                    Some(p) => p,
+                    None => break,
+                };
+            }
+            let mut vanished = false;
+            for d in missing.into_iter().rev() {
+                match fs::create_dir(&d) {
+                    Ok(()) => self.created.push(d),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound && attempt < 5 => {
+                        vanished = true;
+                        break;
+                    }
+                    Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), &e)),
+                }
+            }
+            if !vanished {
+                break;
             }
         }
         Ok(())
@@ -479,7 +491,19 @@ impl Placement {
             let _ = self.signal_all(Signal::SIGKILL as i32);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
+        let leaves: Vec<&Path> = self
+            .v1
+            .iter()
+            .map(|(_, d)| d.as_path())
+            .chain(self.v2.as_deref())
+            .collect();
         for dir in self.created.iter().rev() {
+            // A parent made for this container may hold other containers' cgroups by now: it
+            // goes only if empty. The container's own cgroups go with whatever was made inside.
+            if !leaves.contains(&dir.as_path()) {
+                let _ = fs::remove_dir(dir);
+                continue;
+            }
             loop {
                 match remove_tree(dir) {
                     Ok(()) => break,
