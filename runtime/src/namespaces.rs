@@ -112,29 +112,38 @@ impl Plan {
     }
 }
 
-/// An nsfs file's link reads "net:[4026531992]": the kind of namespace it is.
+/// A namespace path must be a namespace (nsfs) file; opened through /proc/PID/ns its fd's
+/// link also names its kind ("net:[4026531992]"), which must be the one asked for. A bind
+/// mount of one (/run/netns/NAME) links to its own path: setns checks its kind.
 fn check_kind(f: &File, t: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
     use std::os::fd::AsRawFd;
+    const NSFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6e73_6673);
+    let is_nsfs = nix::sys::statfs::fstatfs(f).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC);
+    if !is_nsfs {
+        return Err(Error::msg(format!(
+            "linux.namespaces: {} is not a {} namespace (not a namespace file at all)",
+            path.display(),
+            ns_name(t)
+        )));
+    }
     let link = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap_or_default();
     let link = link.to_string_lossy();
+    let Some((kind, _)) = link.split_once(":[") else {
+        return Ok(());
+    };
     // The kernel calls the network namespace "net" and the mount namespace "mnt".
     let want = match t {
         LinuxNamespaceType::Network => "net",
         LinuxNamespaceType::Mount => "mnt",
         other => ns_name(other),
     };
-    if link.strip_prefix(want).is_some_and(|r| r.starts_with(":[")) {
+    if kind == want || kind == format!("{want}_for_children") {
         return Ok(());
     }
     Err(Error::msg(format!(
-        "linux.namespaces: {} is not a {} namespace ({})",
+        "linux.namespaces: {} is not a {} namespace (it is {link})",
         path.display(),
-        ns_name(t),
-        if link.contains(":[") {
-            format!("it is {link}")
-        } else {
-            "not a namespace file at all".into()
-        }
+        ns_name(t)
     )))
 }
 

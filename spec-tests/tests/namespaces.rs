@@ -82,3 +82,34 @@ fn cgroup_namespace_makes_the_container_cgroup_the_root() {
     let out = c.run_ok();
     assert!(out.lines().all(|l| l.ends_with(":/")), "{out}");
 }
+
+/// A network namespace bind-mounted on a file, as `ip netns add` (and podman, and CNI
+/// plugins) make them: joined by path, its fd's link is a path, not "net:[…]".
+#[test]
+fn joins_a_bind_mounted_network_namespace() {
+    // The namespace of a first container, bound on a file that outlives it.
+    let holder = Ctx::new("netnsholder", &["sleep", "100"]);
+    holder.create_ok();
+    let pid = holder.state()["pid"].as_i64().unwrap();
+    let file = holder.root.parent().unwrap().join("netns");
+    std::fs::write(&file, "").unwrap();
+    nix::mount::mount(
+        Some(format!("/proc/{pid}/ns/net").as_str()),
+        &file,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap());
+    let mut c = Ctx::new("netnsfile", &["readlink", "/proc/self/ns/net"]);
+    for ns in c.config()["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(file);
+        }
+    }
+    let out = c.run();
+    let _ = nix::mount::umount2(&file, nix::mount::MntFlags::MNT_DETACH);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("net:[{ino}]"));
+}
