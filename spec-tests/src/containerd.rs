@@ -55,7 +55,7 @@ fn make_image(file: &str, name: &str, cmd: &str) -> PathBuf {
     out
 }
 
-fn images() -> &'static [PathBuf; 2] {
+pub fn images() -> &'static [PathBuf; 2] {
     static ARCHIVES: OnceLock<[PathBuf; 2]> = OnceLock::new();
     ARCHIVES.get_or_init(|| {
         [
