@@ -407,7 +407,27 @@ pub fn spawn_with_fds(
             Ok(())
         });
     }
+    unblock_signals_on_exec(cmd);
     cmd.spawn()
+}
+
+/// A program started by a process that blocks signals (the shim blocks SIGCHLD for its
+/// reaper) inherits the blocked set: a shell would then never see its children exit.
+/// This makes `cmd` start with no signal blocked.
+pub fn unblock_signals_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs between fork and exec; sigemptyset and sigprocmask are async-signal-safe
+    // and the set lives on the child's stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// `kill(2)` with any signal number, real-time ones included (nix's Signal has none).

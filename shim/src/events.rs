@@ -124,7 +124,9 @@ fn publish_binary(t: &Target, envelope: &Envelope) -> bool {
     let Some(event) = envelope.event.as_ref() else {
         return true;
     };
-    let child = Command::new(&t.publish_binary)
+    let mut cmd = Command::new(&t.publish_binary);
+    husk::sys::unblock_signals_on_exec(&mut cmd);
+    let child = cmd
         .args(["--address", &t.containerd_address, "publish", "--topic"])
         .arg(&envelope.topic)
         .args(["--namespace", &t.namespace])

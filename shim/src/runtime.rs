@@ -34,6 +34,7 @@ pub struct Io {
 impl Runtime {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
+        husk::sys::unblock_signals_on_exec(&mut cmd);
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")

@@ -445,5 +445,21 @@ fn a_binary_logging_driver_gets_the_output() {
     assert_eq!(read("out"), "to-out\n");
     assert_eq!(read("err"), "to-err\n");
     assert_eq!(read("env"), format!("l1 {} path\n", c.namespace));
+    // The logger ends when the container's output does (with its children reaped: it must
+    // not inherit the shim's blocked SIGCHLD).
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*logger.to_string_lossy()))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running() {
+        assert!(
+            Instant::now() < deadline,
+            "the logging binary outlived the container"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     c.assert_no_residue();
 }
