@@ -188,3 +188,59 @@ fn device_rules_decide_which_nodes_open() {
         "write is not: {out}"
     );
 }
+
+/// `update --resources` with device rules: on v2 the new eBPF filter replaces the old one in
+/// a running container; on v1 the rules of create stay (with a warning), as rewriting
+/// devices.deny/allow would refuse everything for a moment.
+#[test]
+fn update_replaces_device_rules_on_v2() {
+    let mut c = Ctx::new(
+        "devupdate",
+        &["sh", "-c", "mknod /dev/hloop b 7 0; sleep 100"],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        c.config()["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    c.config()["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    c.bundle.write();
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let read = || {
+        stdout(&c.husk(&[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            "(exec 3</dev/hloop) 2>&1; echo done",
+        ]))
+    };
+    assert!(read().contains("Operation not permitted"), "{}", read());
+
+    let dir = c.root.parent().unwrap().to_path_buf();
+    let rules = dir.join("devices.json");
+    std::fs::write(
+        &rules,
+        r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]}"#,
+    )
+    .unwrap();
+    let up = c.husk(&["update", "--resources", &rules.to_string_lossy(), &c.id]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    if v2() {
+        assert!(
+            !read().contains("Operation not permitted"),
+            "the new rules hold: {}",
+            read()
+        );
+    } else {
+        assert!(
+            stderr(&up).contains("device rules are kept"),
+            "{}",
+            stderr(&up)
+        );
+        assert!(read().contains("Operation not permitted"), "{}", read());
+    }
+}

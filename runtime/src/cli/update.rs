@@ -103,6 +103,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             .unwrap_or_default(),
     )
     .expect("resources serialise");
+    let mut devices_changed = false;
     if let Some(path) = &a.resources {
         let mut text = String::new();
         if path.as_os_str() == "-" {
@@ -114,6 +115,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
         let patch: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::msg(format!("--resources: invalid JSON: {e}")))?;
+        devices_changed = patch.get("devices").is_some_and(|d| !d.is_null());
         merge(&mut current, patch);
     }
     let mut patch = serde_json::json!({});
@@ -177,6 +179,17 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_resources(Some(resources));
     spec.set_linux(Some(linux));
+    // v2: the new device filter is attached before the old one goes, so no access is ever
+    // refused that both allow. (v1 keeps the rules of create: rewriting them would deny
+    // everything for a moment.)
+    if devices_changed {
+        match (c.state.cgroup.layout, &c.state.cgroup.v2) {
+            (crate::cgroups::Layout::Unified, Some(dir)) => {
+                crate::cgroups::devices::apply_v2(dir, &spec)?
+            }
+            _ => crate::log::warn("update: device rules are kept as created on cgroup v1"),
+        }
+    }
     let bytes =
         serde_json::to_vec(&spec).map_err(|e| Error::msg(format!("serialise config: {e}")))?;
     crate::state::write_atomic(&c.dir.path.join(crate::state::CONFIG_FILE), &bytes)?;
