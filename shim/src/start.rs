@@ -205,6 +205,13 @@ pub fn delete(flags: &Flags) -> Result<()> {
         }
     }
     crate::mounts::unmount_rootfs(&bundle.join("rootfs"));
+    // The dead daemon's socket, unless another container of its pod has one serving there.
+    if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+        let path = address.trim().trim_start_matches("unix://");
+        if UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let resp = DeleteResponse {
         exit_status: 128 + libc::SIGKILL as u32,
         exited_at: timestamp(SystemTime::now()),
