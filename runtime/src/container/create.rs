@@ -136,7 +136,6 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     drop(child);
     undo.pids.push(intermediate);
 
-    // A process that dies mid-create closes the sync channel; the OOM killer is the usual cause.
     let oom = |e: Error| {
         if placement.oom_kills() > 0 {
             e.with_hint("the OOM killer killed the container's init: linux.resources.memory.limit is too low")
@@ -144,80 +143,84 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
             e
         }
     };
-    phase("join cgroup", || placement.add(intermediate))?;
-    if let Some(score) = process.oom_score_adj() {
-        phase("set oom_score_adj", || {
-            process::set_oom_score_adj(intermediate, score)
-        })?;
-    }
-    parent.send(&Msg::Go).map_err(oom)?;
-    if ctx.plan.new_user {
-        phase("map user namespace ids", || {
-            parent.expect(Msg::MapIds)?;
-            namespaces::write_id_maps(intermediate, &spec)?;
-            parent.send(&Msg::Go)
-        })
-        .map_err(oom)?;
-    }
-    let pid = phase("create namespaces", || match parent.recv()? {
-        Some(Msg::InitPid { pid }) => Ok(Pid::from_raw(pid)),
-        Some(Msg::Error { msg }) => Err(Error::msg(msg)),
-        other => Err(Error::msg(format!(
-            "intermediate process failed before forking init ({other:?})"
-        ))),
-    })
-    .map_err(oom)?;
-    parent.send(&Msg::Go).map_err(oom)?;
-    let _ = waitpid(intermediate, None);
-    undo.pids = vec![pid];
-    let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);
-
-    let mut st = State {
-        id: o.id.clone(),
-        pid: pid.as_raw(),
-        pid_start,
-        bundle,
-        rootfs,
-        created: crate::log::rfc3339_now(),
-        owner: owner(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup: placement.clone(),
-        own_pid_ns: ctx.plan.creates(LinuxNamespaceType::Pid),
-    };
-    phase("prepare rootfs", || parent.expect(Msg::RunHooks)).map_err(oom)?;
-    phase("run createRuntime hooks", || {
-        let hs = st.hook_state("creating");
-        hooks::run(Kind::Prestart, spec.hooks().as_ref(), &hs)?;
-        hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &hs)?;
-        parent.send(&Msg::HooksDone)
-    })?;
-    phase("finish container init", || loop {
-        match parent.recv_with_fd()? {
-            Some((Msg::Ready, _)) => {
-                crate::log::debug(&format!(
-                    "init: closing the pipe to signal completion: init {pid} is ready"
-                ));
-                return Ok(());
-            }
-            Some((Msg::SeccompListener, Some(fd))) => {
-                let profile = seccomp_profile.expect("a listener comes from a profile");
-                crate::seccomp::send_to_agent(profile, &fd, &st.hook_state("creating"))?;
-            }
-            Some((Msg::Error { msg }, _)) => return Err(Error::msg(msg)),
-            Some((m, _)) => return Err(Error::msg(format!("container init sent {m:?} out of turn"))),
-            None if seccomp_profile.is_some() => {
-                return Err(Error::msg("container init died after loading its seccomp filter").with_hint(
-                    "the profile must allow what the runtime does before exec: sendto, openat, write, close, execve",
-                ))
-            }
-            None => return Err(Error::msg("container init died before it was ready")),
+    // Every step with the container's processes alive: one of them dying mid-create closes the
+    // sync channel, and the OOM killer is the usual cause.
+    let started = (|| -> Result<(Pid, u64, State)> {
+        phase("join cgroup", || placement.add(intermediate))?;
+        if let Some(score) = process.oom_score_adj() {
+            phase("set oom_score_adj", || {
+                process::set_oom_score_adj(intermediate, score)
+            })?;
         }
-    }).map_err(oom)?;
+        parent.send(&Msg::Go)?;
+        if ctx.plan.new_user {
+            phase("map user namespace ids", || {
+                parent.expect(Msg::MapIds)?;
+                namespaces::write_id_maps(intermediate, &spec)?;
+                parent.send(&Msg::Go)
+            })?;
+        }
+        let pid = phase("create namespaces", || match parent.recv()? {
+            Some(Msg::InitPid { pid }) => Ok(Pid::from_raw(pid)),
+            Some(Msg::Error { msg }) => Err(Error::msg(msg)),
+            other => Err(Error::msg(format!(
+                "intermediate process failed before forking init ({other:?})"
+            ))),
+        })?;
+        parent.send(&Msg::Go)?;
+        let _ = waitpid(intermediate, None);
+        undo.pids = vec![pid];
+        let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);
+
+        let st = State {
+            id: o.id.clone(),
+            pid: pid.as_raw(),
+            pid_start,
+            bundle,
+            rootfs,
+            created: crate::log::rfc3339_now(),
+            owner: owner(),
+            annotations: spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            cgroup: placement.clone(),
+            own_pid_ns: ctx.plan.creates(LinuxNamespaceType::Pid),
+        };
+        phase("prepare rootfs", || parent.expect(Msg::RunHooks))?;
+        phase("run createRuntime hooks", || {
+            let hs = st.hook_state("creating");
+            hooks::run(Kind::Prestart, spec.hooks().as_ref(), &hs)?;
+            hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &hs)?;
+            parent.send(&Msg::HooksDone)
+        })?;
+        phase("finish container init", || loop {
+            match parent.recv_with_fd()? {
+                Some((Msg::Ready, _)) => {
+                    crate::log::debug(&format!(
+                        "init: closing the pipe to signal completion: init {pid} is ready"
+                    ));
+                    return Ok(());
+                }
+                Some((Msg::SeccompListener, Some(fd))) => {
+                    let profile = seccomp_profile.expect("a listener comes from a profile");
+                    crate::seccomp::send_to_agent(profile, &fd, &st.hook_state("creating"))?;
+                }
+                Some((Msg::Error { msg }, _)) => return Err(Error::msg(msg)),
+                Some((m, _)) => return Err(Error::msg(format!("container init sent {m:?} out of turn"))),
+                None if seccomp_profile.is_some() => {
+                    return Err(Error::msg("container init died after loading its seccomp filter").with_hint(
+                        "the profile must allow what the runtime does before exec: sendto, openat, write, close, execve",
+                    ))
+                }
+                None => return Err(Error::msg("container init died before it was ready")),
+            }
+        })?;
+        Ok((pid, pid_start, st))
+    })();
+    let (pid, pid_start, mut st) = started.map_err(oom)?;
 
     // The init may have been reparented and restarted its clock: take its start time again.
     st.pid_start = state::proc_start_time(pid)
