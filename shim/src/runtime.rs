@@ -31,7 +31,33 @@ pub struct Io {
     pub stderr: Stdio,
 }
 
+impl Io {
+    pub fn null() -> Io {
+        Io {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::null(),
+        }
+    }
+}
+
 impl Runtime {
+    /// The runtime `opts` name, its state under the namespace's root, its log in the bundle.
+    pub fn new(
+        opts: &crate::options::Options,
+        namespace: &str,
+        bundle: &Path,
+        reaper: Option<Arc<Reaper>>,
+    ) -> Runtime {
+        Runtime {
+            binary: opts.binary(),
+            root: opts.root(namespace),
+            systemd_cgroup: opts.systemd_cgroup,
+            log: bundle.join("log.json"),
+            reaper,
+        }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
         husk::sys::unblock_signals_on_exec(&mut cmd);

@@ -252,13 +252,7 @@ impl Service {
         let opts = Options::from_any(req.options.as_ref()).map_err(unknown)?;
         let bundle = PathBuf::from(&req.bundle);
         opts.save(&bundle).map_err(unknown)?;
-        let runtime = Runtime {
-            binary: opts.binary(),
-            root: opts.root(&self.namespace),
-            systemd_cgroup: opts.systemd_cgroup,
-            log: bundle.join("log.json"),
-            reaper: Some(self.reaper.clone()),
-        };
+        let runtime = Runtime::new(&opts, &self.namespace, &bundle, Some(self.reaper.clone()));
         let rootfs = bundle.join("rootfs");
         mounts::mount_rootfs(&rootfs, &req.rootfs).map_err(unknown)?;
         let paths = Paths {

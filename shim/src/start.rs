@@ -192,13 +192,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
         PathBuf::from(&flags.bundle)
     };
     let opts = Options::load(&bundle);
-    let rt = Runtime {
-        binary: opts.binary(),
-        root: opts.root(&flags.namespace),
-        systemd_cgroup: opts.systemd_cgroup,
-        log: bundle.join("log.json"),
-        reaper: None,
-    };
+    let rt = Runtime::new(&opts, &flags.namespace, &bundle, None);
     if let Err(e) = rt.run(&["delete", "--force", &flags.id], None) {
         if !e.to_string().contains("does not exist") {
             eprintln!("containerd-shim-husk-v2: {e}");

@@ -170,11 +170,7 @@ impl Prepared {
     /// `id` and `namespace` are for a `binary://` logger's environment.
     pub fn new(p: &Paths, uid: u32, gid: u32, id: &str, namespace: &str) -> Result<Prepared> {
         let mut prepared = Prepared {
-            io: Io {
-                stdin: Stdio::null(),
-                stdout: Stdio::null(),
-                stderr: Stdio::null(),
-            },
+            io: Io::null(),
             terminal: p.terminal,
             console: None,
             stdin: None,
@@ -246,14 +242,7 @@ impl Prepared {
 
     /// Splits off the ends the runtime hands to the process.
     pub fn take_io(&mut self) -> Io {
-        std::mem::replace(
-            &mut self.io,
-            Io {
-                stdin: Stdio::null(),
-                stdout: Stdio::null(),
-                stderr: Stdio::null(),
-            },
-        )
+        std::mem::replace(&mut self.io, Io::null())
     }
 
     /// After the runtime created the process: receive the pty master, start the copies.
@@ -321,22 +310,32 @@ fn receive_master(listener: &UnixListener) -> Result<File> {
     Ok(File::from(master))
 }
 
+/// Reads `src` to its end (or an error: a pty master reads EIO once the last slave fd is
+/// closed) into `write`; false if `write` gave up first.
+fn pump(mut src: File, mut write: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        };
+        if !write(&buf[..n]) {
+            return false;
+        }
+    }
+}
+
 fn copy_stdin(path: &str, stdin: &Stdin, close_at_eof: bool) {
-    if let Ok(mut fifo) = File::open(path) {
+    if let Ok(fifo) = File::open(path) {
         stdin.opened.store(true, Ordering::SeqCst);
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match fifo.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
+        let ended = pump(fifo, |data| {
             let mut w = stdin.writer.lock().unwrap();
-            let Some(w) = w.as_mut() else { return };
-            if w.write_all(&buf[..n]).is_err() {
-                return;
-            }
+            w.as_mut().is_some_and(|w| w.write_all(data).is_ok())
+        });
+        if !ended {
+            return;
         }
     }
     if close_at_eof || stdin.close_requested.load(Ordering::SeqCst) {
@@ -355,20 +354,8 @@ fn open_output(path: &str) -> Result<File> {
         .ctx(|| format!("opening stdio fifo {path}"))
 }
 
-fn copy_output(mut src: File, mut dst: File) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // A pty master reads EIO once the last slave fd is closed.
-            Err(_) => break,
-        };
-        if dst.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
+fn copy_output(src: File, mut dst: File) {
+    pump(src, |data| dst.write_all(data).is_ok());
 }
 
 impl Attached {
