@@ -258,18 +258,14 @@ impl Containerd {
     /// Pids of the shims serving this containerd.
     pub fn shims(&self) -> Vec<i32> {
         let want = format!("-address\0{}\0", self.sock.display());
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if cmdline.contains("containerd-shim") && cmdline.contains(&want) {
-                pids.push(pid);
-            }
-        }
-        pids
+        crate::pids()
+            .into_iter()
+            .filter(|pid| {
+                let cmdline = crate::cmdline(*pid);
+                cmdline.contains("containerd-shim") && cmdline.contains(&want)
+            })
+            .map(|pid| pid as i32)
+            .collect()
     }
 
     /// What is left of containers: shims, husk state, task bundles, rootfs mounts.

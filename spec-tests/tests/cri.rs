@@ -66,6 +66,107 @@ fn container(name: &str, command: &[&str]) -> ContainerConfig {
     }
 }
 
+/// A pod sandbox and the CRI client that made it, with the kubelet's steps around it.
+struct Pod {
+    cri: RuntimeServiceClient<Channel>,
+    config: PodSandboxConfig,
+    id: String,
+}
+
+impl Pod {
+    async fn run(c: &Containerd, handler: &str) -> Pod {
+        let mut cri = connect(&c.sock).await;
+        let config = pod_config(c);
+        let id = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: handler.into(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        Pod { cri, config, id }
+    }
+
+    /// Creates and starts a container in the pod; its id.
+    async fn start(&mut self, name: &str, cmd: &[&str]) -> String {
+        let id = self
+            .cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: self.id.clone(),
+                config: Some(container(name, cmd)),
+                sandbox_config: Some(self.config.clone()),
+            })
+            .await
+            .expect("CreateContainer")
+            .into_inner()
+            .container_id;
+        self.cri
+            .start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+        id
+    }
+
+    async fn exec(&mut self, id: &str, cmd: &[&str]) -> ExecSyncResponse {
+        self.cri
+            .exec_sync(ExecSyncRequest {
+                container_id: id.to_string(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout: 10,
+            })
+            .await
+            .expect("ExecSync")
+            .into_inner()
+    }
+
+    async fn stop(&mut self, id: &str) {
+        self.cri
+            .stop_container(StopContainerRequest {
+                container_id: id.to_string(),
+                timeout: 0,
+            })
+            .await
+            .expect("StopContainer");
+    }
+
+    async fn remove(&mut self, id: &str) {
+        self.cri
+            .remove_container(RemoveContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+            .expect("RemoveContainer");
+    }
+
+    /// Stops and removes the sandbox, as the kubelet does last.
+    async fn end(mut self) {
+        self.cri
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: self.id.clone(),
+            })
+            .await
+            .expect("StopPodSandbox");
+        self.cri
+            .remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: self.id,
+            })
+            .await
+            .expect("RemovePodSandbox");
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 #[test]
 fn a_pod_of_two_containers_runs_on_one_husk_shim() {
     pod_of_two_containers_on_one_shim("cri", "husk");
@@ -79,64 +180,25 @@ fn the_same_pod_on_containerds_runc_shim_with_husk() {
 
 fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
     let c = Containerd::start_cri(name);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut cri = connect(&c.sock).await;
-        let config = pod_config(&c);
-        let pod = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: handler.into(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
-
-        let mut ids = Vec::new();
-        for (name, cmd) in [
-            ("a", &["sleep", "1000"][..]),
-            ("b", &["sh", "-c", "echo started; exec sleep 1000"][..]),
-        ] {
-            let id = cri
-                .create_container(CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(container(name, cmd)),
-                    sandbox_config: Some(config.clone()),
-                })
-                .await
-                .expect("CreateContainer")
-                .into_inner()
-                .container_id;
-            cri.start_container(StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
-            ids.push(id);
-        }
+    block_on(async {
+        let mut pod = Pod::run(&c, handler).await;
+        let ids = vec![
+            pod.start("a", &["sleep", "1000"]).await,
+            pod.start("b", &["sh", "-c", "echo started; exec sleep 1000"])
+                .await,
+        ];
         // One shim serves the pod: the sandbox and both containers.
         assert_eq!(c.shims().len(), 1, "shims: {:?}", c.shims());
 
-        let r = cri
-            .exec_sync(ExecSyncRequest {
-                container_id: ids[0].clone(),
-                cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"]
-                    .map(String::from)
-                    .to_vec(),
-                timeout: 10,
-            })
-            .await
-            .expect("ExecSync")
-            .into_inner();
+        let r = pod
+            .exec(&ids[0], &["sh", "-c", "echo out; echo err >&2; exit 3"])
+            .await;
         assert_eq!(String::from_utf8_lossy(&r.stdout), "out\n");
         assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
         assert_eq!(r.exit_code, 3);
 
-        let stats = cri
+        let stats = pod
+            .cri
             .container_stats(ContainerStatsRequest {
                 container_id: ids[0].clone(),
             })
@@ -167,13 +229,9 @@ fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
         }
 
         for id in &ids {
-            cri.stop_container(StopContainerRequest {
-                container_id: id.clone(),
-                timeout: 0,
-            })
-            .await
-            .expect("StopContainer");
-            let st = cri
+            pod.stop(id).await;
+            let st = pod
+                .cri
                 .container_status(ContainerStatusRequest {
                     container_id: id.clone(),
                     verbose: false,
@@ -185,22 +243,9 @@ fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
                 .unwrap();
             assert_eq!(st.state, ContainerState::ContainerExited as i32);
             assert_eq!(st.exit_code, 137, "killed by SIGKILL");
-            cri.remove_container(RemoveContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("RemoveContainer");
+            pod.remove(id).await;
         }
-        cri.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        cri.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        pod.end().await;
     });
     c.assert_no_residue();
 }
@@ -215,22 +260,8 @@ fn a_pod_shim_stays_flat_over_many_containers() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let c = Containerd::start_cri("soak");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut cri = connect(&c.sock).await;
-        let config = pod_config(&c);
-        let pod = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: "husk".into(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
+    block_on(async {
+        let mut pod = Pod::run(&c, "husk").await;
         let shim = c.shims()[0];
         let sample = || {
             let fds = std::fs::read_dir(format!("/proc/{shim}/fd"))
@@ -250,41 +281,10 @@ fn a_pod_shim_stays_flat_over_many_containers() {
         };
         let mut first = None;
         for i in 0..rounds {
-            let name = format!("s{i}");
-            let id = cri
-                .create_container(CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(container(&name, &["sleep", "1000"])),
-                    sandbox_config: Some(config.clone()),
-                })
-                .await
-                .expect("CreateContainer")
-                .into_inner()
-                .container_id;
-            cri.start_container(StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
-            let r = cri
-                .exec_sync(ExecSyncRequest {
-                    container_id: id.clone(),
-                    cmd: vec!["true".into()],
-                    timeout: 10,
-                })
-                .await
-                .expect("ExecSync")
-                .into_inner();
-            assert_eq!(r.exit_code, 0);
-            cri.stop_container(StopContainerRequest {
-                container_id: id.clone(),
-                timeout: 0,
-            })
-            .await
-            .expect("StopContainer");
-            cri.remove_container(RemoveContainerRequest { container_id: id })
-                .await
-                .expect("RemoveContainer");
+            let id = pod.start(&format!("s{i}"), &["sleep", "1000"]).await;
+            assert_eq!(pod.exec(&id, &["true"]).await.exit_code, 0);
+            pod.stop(&id).await;
+            pod.remove(&id).await;
             // After a few rounds, once allocator and thread pools have settled.
             if i == 9.min(rounds - 1) {
                 first = Some(sample());
@@ -303,16 +303,7 @@ fn a_pod_shim_stays_flat_over_many_containers() {
             rss1 <= rss0 + 1024,
             "the shim's RSS grew from {rss0} kB to {rss1} kB"
         );
-        cri.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        cri.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        pod.end().await;
     });
     c.assert_no_residue();
 }

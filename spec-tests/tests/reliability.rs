@@ -28,17 +28,13 @@ const CREATE_PHASES: &[&str] = &[
 fn wait_stopped(pid: u32, phase: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next());
-        if state == Some("T") {
+        let state = proc_state(pid);
+        if state == Some('T') {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "husk never stopped after {phase}: {stat}"
+            "husk never stopped after {phase}: state {state:?}"
         );
         std::thread::sleep(Duration::from_millis(2));
     }

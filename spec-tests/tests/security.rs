@@ -53,12 +53,9 @@ fn a_container_cannot_reach_husks_binary_through_an_exec() {
     // The stopped child: a husk process in state T, in the container's cgroup.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let stopped = loop {
-        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
-            let state = stat.rsplit(')').next()?.split_whitespace().next()?;
-            (state == "T" && cgroup.contains(&c.id)).then_some(pid)
+        let found = pids().into_iter().find(|pid| {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            proc_state(*pid) == Some('T') && cgroup.contains(&c.id)
         });
         if let Some(pid) = found {
             break pid;

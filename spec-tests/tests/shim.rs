@@ -49,6 +49,11 @@ fn run_args<'a>(c: &'a Containerd, head: &[&'a str], rest: &[&'a str]) -> Vec<St
     a
 }
 
+/// `ctr run --rm` on this containerd's shim with `rest` (image, id, command).
+fn run_rm(c: &Containerd, rest: &[&str]) -> std::process::Output {
+    ctr(c, &run_args(c, &["run", "--rm"], rest))
+}
+
 fn ctr(c: &Containerd, args: &[String]) -> std::process::Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     c.ctr(&args)
@@ -90,19 +95,15 @@ fn wait_for(c: &Containerd, id: &str, status: &str) {
 
 fn run_prints_output_and_passes_the_exit_code(shim: Shim, test: &str) {
     let c = start(shim, test);
-    let o = ctr(
+    let o = run_rm(
         &c,
-        &run_args(
-            &c,
-            &["run", "--rm"],
-            &[
-                IMAGE,
-                "r1",
-                "sh",
-                "-c",
-                "echo hello from husk; echo to-stderr >&2; exit 3",
-            ],
-        ),
+        &[
+            IMAGE,
+            "r1",
+            "sh",
+            "-c",
+            "echo hello from husk; echo to-stderr >&2; exit 3",
+        ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from husk\n");
@@ -252,13 +253,9 @@ fn events_come_in_containerds_order_with_oom_before_exit(shim: Shim, test: &str)
     } else {
         "sleep 1; x=a; while true; do x=$x$x; done"
     };
-    let o = ctr(
+    let o = run_rm(
         &c,
-        &run_args(
-            &c,
-            &["run", "--rm"],
-            &["--memory-limit", "16000000", IMAGE, "m1", "sh", "-c", hog],
-        ),
+        &["--memory-limit", "16000000", IMAGE, "m1", "sh", "-c", hog],
     );
     assert_eq!(o.status.code(), Some(137), "{}", out(&o));
     std::thread::sleep(Duration::from_millis(300));
@@ -374,10 +371,7 @@ fn a_killed_shim_is_cleaned_up_by_its_delete(shim: Shim, test: &str) {
 
 fn a_failed_create_reports_husks_error_and_leaves_nothing(shim: Shim, test: &str) {
     let c = start(shim, test);
-    let o = ctr(
-        &c,
-        &run_args(&c, &["run", "--rm"], &[IMAGE, "b1", "/no/such/binary"]),
-    );
+    let o = run_rm(&c, &[IMAGE, "b1", "/no/such/binary"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/no/such/binary"), "{err}");
@@ -460,10 +454,9 @@ fn a_binary_logging_driver_gets_the_output() {
     // The logger ends when the container's output does (with its children reaped: it must
     // not inherit the shim's blocked SIGCHLD).
     let running = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*logger.to_string_lossy()))
-        })
+        spec_tests::pids()
+            .into_iter()
+            .any(|pid| spec_tests::cmdline(pid).contains(&*logger.to_string_lossy()))
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while running() {
