@@ -211,8 +211,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         Ok(())
     };
-    write().ctx(|| format!("write {}", path.display()))
+    write()
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+        .ctx(|| format!("write {}", path.display()))
 }
+
+/// The name init carries until it execs (as runc's "runc:[2:INIT]").
+pub const INIT_COMM: &str = "husk:[2:INIT]";
 
 /// What `/proc/PID/stat` says of a process: whether it lives, and when it started.
 pub fn proc_start_time(pid: Pid) -> Option<(char, u64)> {
@@ -233,11 +240,18 @@ impl State {
                 Some((st, start)) if start == self.pid_start && st != 'Z' && st != 'X')
     }
 
+    /// Whether init still waits for `start` (it has not exec'd the user's program).
+    fn init_waiting(&self) -> bool {
+        fs::read_to_string(format!("/proc/{}/comm", self.pid))
+            .is_ok_and(|c| c.trim_end() == INIT_COMM)
+    }
+
     pub fn status(&self, dir: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if dir.join(EXEC_FIFO).exists() {
+        // A `start` killed after it released init leaves the fifo: init's name tells.
+        if dir.join(EXEC_FIFO).exists() && self.init_waiting() {
             return Status::Created;
         }
         if self.cgroup.is_frozen() {

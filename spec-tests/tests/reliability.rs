@@ -79,26 +79,150 @@ fn sigkill_between_any_two_create_phases_then_delete_force_leaves_nothing() {
             "after {phase}: delete --force: {}",
             stderr(&del)
         );
-        assert!(!c.root.join(&id).exists(), "after {phase}: state dir left");
-        let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), &id, 6);
-        assert!(
-            cgroups.is_empty(),
-            "after {phase}: cgroups left: {cgroups:?}"
-        );
-        // Zombies aside (this machine's pid 1 reaps orphans late), nothing of it runs.
-        let ps = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "for f in $(grep -l {id} /proc/[0-9]*/cgroup 2>/dev/null); do \
-                 d=${{f%/cgroup}}; grep -q '^State:.*Z' $d/status || echo $d; done"
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            stdout(&ps).is_empty(),
-            "after {phase}: processes left: {}",
-            stdout(&ps)
-        );
+        assert_nothing_left(&c, &id, phase);
+    }
+}
+
+/// No state dir, no cgroup in any hierarchy, no live process in one of them.
+fn assert_nothing_left(c: &Ctx, id: &str, when: &str) {
+    assert!(!c.root.join(id).exists(), "after {when}: state dir left");
+    let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), id, 6);
+    assert!(
+        cgroups.is_empty(),
+        "after {when}: cgroups left: {cgroups:?}"
+    );
+    // Zombies aside (this machine's pid 1 reaps orphans late), nothing of it runs.
+    let left = processes_of(id, |st| st != 'Z');
+    assert!(left.is_empty(), "after {when}: processes left: {left:?}");
+}
+
+fn status_of(c: &Ctx, id: &str) -> String {
+    let out = c.husk(&["state", id]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).map_or_else(
+        |_| format!("unreadable: {}", stderr(&out)),
+        |v| v["status"].as_str().unwrap_or("?").to_string(),
+    )
+}
+
+/// Processes in a cgroup of container `id` whose state passes `keep`.
+fn processes_of(id: &str, keep: impl Fn(char) -> bool) -> Vec<u32> {
+    pids()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(id))
+                && proc_state(*p).is_some_and(&keep)
+        })
+        .collect()
+}
+
+/// The verbs after create, each SIGKILLed after each of its phases: `state` and `list` still
+/// answer, and `delete --force` then leaves nothing.
+#[test]
+fn sigkill_during_start_exec_or_delete_then_delete_force_leaves_nothing() {
+    let c = Ctx::new("crash2", &["sleep", "100"]);
+    let bundle = c.bundle.dir.to_string_lossy().into_owned();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "start",
+            &[
+                "open exec fifo",
+                "release init",
+                "remove exec fifo",
+                "run poststart hooks",
+            ],
+        ),
+        (
+            "exec",
+            &[
+                "join cgroup",
+                "enter namespaces",
+                "exec child about to exec",
+            ],
+        ),
+        (
+            "delete",
+            &[
+                "stop processes",
+                "run poststop hooks",
+                "remove cgroup",
+                "remove state",
+            ],
+        ),
+    ];
+    for (verb, phases) in cases {
+        for (n, phase) in phases.iter().enumerate() {
+            let id = format!("{}-{verb}{n}", c.id);
+            let when = format!("{verb}: {phase}");
+            let ok = c.husk(&["create", "--bundle", &bundle, &id]);
+            assert!(ok.status.success(), "{when}: create: {}", stderr(&ok));
+            if *verb != "start" {
+                let ok = c.husk(&["start", &id]);
+                assert!(ok.status.success(), "{when}: start: {}", stderr(&ok));
+            }
+            let args: Vec<&str> = match *verb {
+                "start" => vec!["start", &id],
+                "exec" => vec!["exec", &id, "sleep", "100"],
+                _ => vec!["delete", "--force", &id],
+            };
+            let mut child = c
+                .cmd(&args)
+                .env("HUSK_FAULT_STOP_AFTER", phase)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if phase.starts_with("exec child") {
+                // The process stopping is the one husk forked inside the container.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while processes_of(&id, |st| st == 'T').is_empty() {
+                    assert!(Instant::now() < deadline, "{when}: never stopped");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                wait_stopped(child.id(), &when);
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+
+            for query in [vec!["state", &id], vec!["list"]] {
+                let out = c.husk(&query);
+                let gone = *verb == "delete" && !c.root.join(&id).join("state.json").exists();
+                assert!(
+                    out.status.success() || gone,
+                    "{when}: {query:?}: {}",
+                    stderr(&out)
+                );
+            }
+            if *verb == "start" {
+                // The fifo's open released init: it runs, `state` says so, and a second
+                // start says so too instead of waiting for an init that will never write.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while status_of(&c, &id) != "running" {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{when}: status stays {}",
+                        status_of(&c, &id)
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut again = c.cmd(&["start", &id]).spawn().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while again.try_wait().unwrap().is_none() {
+                    if Instant::now() > deadline {
+                        again.kill().unwrap();
+                        panic!("{when}: a second start hangs");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            let del = c.husk(&["delete", "--force", &id]);
+            assert!(
+                del.status.success(),
+                "{when}: delete --force: {}",
+                stderr(&del)
+            );
+            assert_nothing_left(&c, &id, &when);
+        }
     }
 }
 
@@ -229,4 +353,66 @@ fn injected_syscall_failures_give_one_line_and_no_residue() {
         let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), &id, 6);
         assert!(cgroups.is_empty(), "{inject}: cgroups left: {cgroups:?}");
     }
+}
+
+/// A --root on a filesystem that runs out of room (or inodes) at each point of create: the
+/// one line names ENOSPC, and nothing of the container is left in the root.
+#[test]
+fn a_full_root_gives_one_enospc_line_and_no_residue() {
+    let c = Ctx::new("full", &["true"]);
+    let bundle = c.bundle.dir.to_string_lossy().into_owned();
+    let mnt = c.root.parent().unwrap().join("tmpfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut failures = 0;
+    for (n, limit) in [
+        "size=4k",
+        "size=8k",
+        "size=12k",
+        "size=16k",
+        "size=20k",
+        "size=64k",
+        "nr_inodes=2",
+        "nr_inodes=3",
+        "nr_inodes=4",
+        "nr_inodes=5",
+        "nr_inodes=6",
+        "nr_inodes=64",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", limit, "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs -o {limit}");
+        let root = mnt.join("root");
+        let id = format!("{}-{n}", c.id);
+        let out = Command::new(husk_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle", &bundle, &id])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        if !out.status.success() {
+            failures += 1;
+            assert_eq!(out.status.code(), Some(1), "{limit}: {err}");
+            assert_eq!(err.lines().count(), 1, "{limit}: {err}");
+            assert!(err.contains("ENOSPC"), "{limit}: {err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{limit}: left in --root: {left:?}");
+        let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), &id, 6);
+        assert!(cgroups.is_empty(), "{limit}: cgroups left: {cgroups:?}");
+        assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    }
+    // The limits are meant to cut create short at different points, and not always.
+    assert!(
+        (4..12).contains(&failures),
+        "{failures} of 12 limits failed"
+    );
 }

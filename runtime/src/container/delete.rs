@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{wait_gone, Container};
+use super::{phase, wait_gone, Container};
 use crate::error::{Error, Result};
 use crate::hooks::{self, Kind};
 use crate::state::{ContainerDir, Status, STATE_FILE};
@@ -37,10 +37,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         r => r?,
     };
     let status = c.status();
-    match status {
-        Status::Stopped => {}
-        Status::Created => stop(&c),
-        Status::Running | Status::Paused | Status::Creating if force => stop(&c),
+    let alive = match status {
+        Status::Stopped => false,
+        Status::Created => true,
+        Status::Running | Status::Paused | Status::Creating if force => true,
         s => {
             return Err(Error::msg(format!(
                 "cannot delete container {id:?} that is not stopped: {}",
@@ -48,19 +48,33 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             ))
             .with_hint("stop it first, or use delete --force"))
         }
-    }
-    if !c.state.own_pid_ns {
-        let _ = c.state.cgroup.signal_all(Signal::SIGKILL as i32);
-    }
-    if let Ok(spec) = c.spec() {
-        hooks::run_warn(
-            Kind::Poststop,
-            spec.hooks().as_ref(),
-            &c.state.hook_state(Status::Stopped.as_str()),
-        );
-    }
-    c.state.cgroup.destroy();
-    c.dir.remove()
+    };
+    // Each phase can be cut short by a SIGKILL: a second delete finds the state file until
+    // the last one and does the rest.
+    phase("stop processes", || {
+        if alive {
+            stop(&c);
+        }
+        if !c.state.own_pid_ns {
+            let _ = c.state.cgroup.signal_all(Signal::SIGKILL as i32);
+        }
+        Ok(())
+    })?;
+    phase("run poststop hooks", || {
+        if let Ok(spec) = c.spec() {
+            hooks::run_warn(
+                Kind::Poststop,
+                spec.hooks().as_ref(),
+                &c.state.hook_state(Status::Stopped.as_str()),
+            );
+        }
+        Ok(())
+    })?;
+    phase("remove cgroup", || {
+        c.state.cgroup.destroy();
+        Ok(())
+    })?;
+    phase("remove state", || c.dir.remove())
 }
 
 /// SIGKILL to everything in the container, thawing it so the signal lands.

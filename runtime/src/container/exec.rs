@@ -9,7 +9,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use super::{Console, Container};
+use super::{phase, Console, Container};
 use crate::error::{Context, Error, Result};
 use crate::init::run_child;
 use crate::state::Status;
@@ -124,18 +124,21 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     };
     drop(child);
     let result = (|| {
-        if o.sub_cgroups.is_empty() {
-            cgroup.add(intermediate)
-        } else {
-            cgroup.add_to_sub(intermediate, &o.sub_cgroups)
-        }
-        .map_err(|e| e.context("join cgroup"))?;
-        parent.send(&Msg::Go)?;
-        let pid = match parent.recv()? {
-            Some(Msg::InitPid { pid }) => Pid::from_raw(pid),
-            Some(Msg::Error { msg }) => return Err(Error::msg(msg)),
-            _ => return Err(Error::msg("exec: intermediate process died")),
-        };
+        phase("join cgroup", || {
+            if o.sub_cgroups.is_empty() {
+                cgroup.add(intermediate)
+            } else {
+                cgroup.add_to_sub(intermediate, &o.sub_cgroups)
+            }
+        })?;
+        let pid = phase("enter namespaces", || {
+            parent.send(&Msg::Go)?;
+            match parent.recv()? {
+                Some(Msg::InitPid { pid }) => Ok(Pid::from_raw(pid)),
+                Some(Msg::Error { msg }) => Err(Error::msg(msg)),
+                _ => Err(Error::msg("exec: intermediate process died")),
+            }
+        })?;
         parent.send(&Msg::Go)?;
         // End of file: the process exec'd (the channel is close-on-exec).
         loop {

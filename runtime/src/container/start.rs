@@ -1,13 +1,13 @@
 //! `start`: opens the exec fifo, which releases the waiting init into the user's program.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::Container;
+use super::{phase, Container};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Kind};
 use crate::state::Status;
@@ -27,13 +27,35 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
     }
     let fifo = c.dir.exec_fifo();
-    // Non-blocking, so that an init that died meanwhile cannot hang us.
-    let fd = nix::fcntl::open(
-        &fifo,
+    let fd = phase("open exec fifo", || open_exec_fifo(&fifo))?;
+    phase("release init", || release_init(&c, &fd))?;
+    phase("remove exec fifo", || {
+        std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))
+    })?;
+    phase("run poststart hooks", || {
+        let spec = c.spec()?;
+        hooks::run_warn(
+            Kind::Poststart,
+            spec.hooks().as_ref(),
+            &c.state.hook_state(Status::Running.as_str()),
+        );
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Non-blocking, so that an init that died meanwhile cannot hang us.
+fn open_exec_fifo(fifo: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        fifo,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .ctx(|| format!("open {}", fifo.display()))?;
+    .ctx(|| format!("open {}", fifo.display()))
+}
+
+/// Reads the byte the waiting init wrote: from here on it runs the user's program.
+fn release_init(c: &Container, fd: &OwnedFd) -> Result<()> {
     loop {
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let n = match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -42,8 +64,8 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         };
         if n > 0 {
             let mut b = [0u8; 1];
-            match nix::unistd::read(&fd, &mut b) {
-                Ok(1) => break,
+            match nix::unistd::read(fd, &mut b) {
+                Ok(1) => return Ok(()),
                 Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
                 Err(e) => return Err(Error::sys("read exec fifo", e)),
             }
@@ -55,12 +77,4 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
-    let spec = c.spec()?;
-    hooks::run_warn(
-        Kind::Poststart,
-        spec.hooks().as_ref(),
-        &c.state.hook_state(Status::Running.as_str()),
-    );
-    Ok(())
 }
