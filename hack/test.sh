@@ -16,8 +16,14 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo build -q --workspace
+# Whatever the tests leave on this host (mounts, cgroups, state dirs, processes, keyrings)
+# fails the run: hack/residue.sh compares before with after.
+residue=target/residue
+hack/residue.sh snapshot "$residue"
 # The spec-tests run containers concurrently; two threads suit a 2-core machine.
+# HUSK_SOAK=1000 runs the soaks (CLI and shim) at the length; CI runs a short one.
 cargo test --workspace -q -- --test-threads=2
+hack/residue.sh check "$residue"
 
 # The same spec-tests on a pure cgroup v2 host (a QEMU VM): most hosts are v2, this one is not.
 if [ "${HUSK_VM:-1}" = 1 ]; then
@@ -27,3 +33,4 @@ fi
 if [ "${HUSK_CONFORMANCE:-1}" = 1 ]; then
 	hack/conformance.sh
 fi
+hack/residue.sh check "$residue"

@@ -285,15 +285,16 @@ fn a_pod_shim_stays_flat_over_many_containers() {
             assert_eq!(pod.exec(&id, &["true"]).await.exit_code, 0);
             pod.stop(&id).await;
             pod.remove(&id).await;
-            // After a few rounds, once allocator and thread pools have settled.
-            if i == 9.min(rounds - 1) {
+            // After a tenth of the rounds, once allocator and thread pools have settled
+            // (at 1,000 rounds the RSS rose 430 kB in the first 100, 180 kB in the next 500).
+            if i == (rounds / 10).max(9).min(rounds - 1) {
                 first = Some(sample());
             }
         }
         let (fds0, rss0) = first.unwrap();
         let (fds1, rss1) = sample();
         eprintln!(
-            "shim after round 10: {fds0} fds, {rss0} kB; after {rounds}: {fds1} fds, {rss1} kB"
+            "shim after a tenth: {fds0} fds, {rss0} kB; after {rounds}: {fds1} fds, {rss1} kB"
         );
         assert!(
             fds1 <= fds0 + 2,

@@ -416,3 +416,111 @@ fn a_full_root_gives_one_enospc_line_and_no_residue() {
         "{failures} of 12 limits failed"
     );
 }
+
+/// Soak: container after container through the CLI (create, start, exec, kill, delete) while
+/// what a leak would grow is sampled: the peak RSS of each husk command, the keys held for
+/// root, mounts under the test's directory, and processes, cgroups and state dirs of the
+/// containers (husk's commands are short-lived: what they leak is left on the host). HUSK_SOAK sets the count (100 by default, as in CI;
+/// `HUSK_SOAK=1000 hack/test.sh` runs the figure here and in the shim's soak).
+#[test]
+fn a_thousand_lifecycles_stay_flat() {
+    let rounds: usize = std::env::var("HUSK_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let c = Ctx::new("soak", &["sleep", "1000"]);
+    let bundle = c.bundle.dir.to_string_lossy().into_owned();
+    let base = c.root.parent().unwrap().to_string_lossy().into_owned();
+    let our_mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&base))
+            .count()
+    };
+    let mut peak_rss = Vec::with_capacity(rounds);
+    let mut keys = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let id = format!("{}-{i}", c.id);
+        let mut peak = 0;
+        for args in [
+            vec!["create", "--bundle", &bundle, &id],
+            vec!["start", &id],
+            vec!["exec", &id, "true"],
+            vec!["kill", &id, "KILL"],
+            vec!["delete", "--force", &id],
+        ] {
+            let (ok, rss) = run_measured(c.cmd(&args));
+            assert!(ok, "round {i}: husk {args:?} failed");
+            peak = peak.max(rss);
+        }
+        peak_rss.push(peak);
+        keys.push(root_keys());
+        assert_eq!(our_mounts(), 0, "round {i}: mounts left under {base}");
+        assert!(!c.root.join(&id).exists(), "round {i}: state dir left");
+    }
+    let left = processes_of(&c.id, |st| st != 'Z');
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let cgroups = find_dirs_named(std::path::Path::new("/sys/fs/cgroup"), &c.id, 6);
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    // Flat: the last tenth no higher than the first tenth, within noise (RSS in KiB).
+    let tenth = (rounds / 10).max(1);
+    let median = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (rss0, rss1) = (
+        median(&peak_rss[..tenth]),
+        median(&peak_rss[rounds - tenth..]),
+    );
+    assert!(
+        rss1 <= rss0 + rss0 / 10,
+        "husk's peak RSS grew from {rss0} to {rss1} KiB"
+    );
+    // Each container's session keyring goes with its last process, once reaped (this
+    // machine's pid 1 reaps orphans late); other tests' containers come and go meanwhile.
+    let k0 = median(&keys[..tenth]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut k1 = root_keys();
+    while k1 > k0 + 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        k1 = root_keys();
+    }
+    assert!(
+        k1 <= k0 + 20,
+        "root holds {k1} keys {rounds} containers later, {k0} at first"
+    );
+    eprintln!("soak: {rounds} lifecycles, husk peak RSS {rss0}->{rss1} KiB, root keys {k0}->{k1}");
+}
+
+/// Runs a command to its end; whether it succeeded, and its peak RSS in KiB.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child cannot do
+fn run_measured(mut cmd: Command) -> (bool, u64) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: wait4 on our own child, with valid pointers; std's handle is never waited on.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    (
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        usage.ru_maxrss as u64,
+    )
+}
+
+/// Keys root holds, from /proc/key-users (each container gets a session keyring).
+fn root_keys() -> u64 {
+    std::fs::read_to_string("/proc/key-users")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("0:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
