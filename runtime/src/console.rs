@@ -29,8 +29,7 @@ pub fn local_pair() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Connects to the caller's console socket (before any namespace is entered).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let s = UnixStream::connect(path)
-        .ctx(|| format!("connect to console socket {}", path.display()))?;
+    let s = UnixStream::connect(path).ctx(|| format!("--console-socket {}", path.display()))?;
     Ok(OwnedFd::from(s))
 }
 

@@ -96,3 +96,22 @@ fn foreground_run_with_a_terminal_gives_the_user_its_tty_even_with_a_readonly_de
     let out = c.run_ok().replace('\r', "");
     assert_eq!(out, "1000 5\nout-tty\n");
 }
+
+#[test]
+fn a_missing_console_socket_is_named_and_leaves_nothing() {
+    let mut c = Ctx::new("ttygone", &["true"]);
+    c.config()["process"]["terminal"] = json!(true);
+    c.bundle.write();
+    let sock = c.root.parent().unwrap().join("no-such.sock");
+    let b = c.bundle.dir.to_string_lossy().to_string();
+    let out = c.husk(&[
+        "create",
+        "--bundle",
+        &b,
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_one_line_error(&out, &["no-such.sock", "ENOENT"]);
+    c.assert_no_residue();
+}

@@ -170,3 +170,30 @@ fn exec_into_a_sub_cgroup() {
     assert!(c.husk(&["delete", "--force", &c.id]).status.success());
     c.assert_no_residue();
 }
+
+/// The container dies under a running exec: exec ends with the process (killed with the
+/// container's pid namespace), and delete leaves nothing.
+#[test]
+fn a_container_killed_while_exec_runs() {
+    let c = running("execkill");
+    let mut exec = c.cmd(&["exec", &c.id, "sleep", "100"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(c.husk(&["kill", &c.id, "KILL"]).status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = exec.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec outlives its container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    // Killed by SIGKILL: 128 + 9, as a shell would say.
+    assert_eq!(status.code(), Some(137));
+    c.wait_status("stopped");
+    let out = c.husk(&["delete", &c.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    c.assert_no_residue();
+}
