@@ -1,11 +1,15 @@
 //! The rootfs containerd describes in CreateTaskRequest (an overlay of the image's snapshot, or
 //! a bind), mounted on `<bundle>/rootfs` before the runtime runs and unmounted on delete.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use containerd_shim_protos::types::mount::Mount;
 use husk::error::{Context, Result};
+use husk::rootfs::mounts::Spot;
+use nix::fcntl::OFlag;
 use nix::mount::{umount2, MntFlags};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::MountBuilder;
 
 pub fn mount_rootfs(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
@@ -14,13 +18,16 @@ pub fn mount_rootfs(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
     }
     std::fs::create_dir_all(rootfs).ctx(|| format!("creating {}", rootfs.display()))?;
     for m in mounts {
-        let dest = if m.target.is_empty() {
-            rootfs.to_path_buf()
-        } else {
-            husk::rootfs::mounts::secure_join(rootfs, Path::new(&m.target))?
-        };
+        // Opened afresh for each entry: the one before may have been mounted on the rootfs.
+        let root = nix::fcntl::open(
+            rootfs,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", rootfs.display()))?;
+        let dest = Spot::resolve(root.as_fd(), rootfs, Path::new(&m.target))?;
         let om = MountBuilder::default()
-            .destination(&dest)
+            .destination(&dest.shown)
             .typ(m.type_.clone())
             .source(&m.source)
             .options(m.options.clone())

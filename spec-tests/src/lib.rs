@@ -344,3 +344,39 @@ pub fn cmdline(pid: u32) -> String {
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
         .into_owned()
 }
+
+/// Processes in a cgroup of container `id` whose state passes `keep`.
+pub fn processes_of(id: &str, keep: impl Fn(char) -> bool) -> Vec<u32> {
+    pids()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(id))
+                && proc_state(*p).is_some_and(&keep)
+        })
+        .collect()
+}
+
+/// Waits for a process of container `id` to stop itself (HUSK_FAULT_STOP_AFTER), and
+/// returns its pid.
+pub fn wait_for_stopped(id: &str) -> u32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // A pid namespace's init cannot stop itself: it waits under this name instead.
+        let waiting = |p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim_end() == "husk:stopped")
+        };
+        let candidates = processes_of(id, |st| st == 'T' || st == 'S');
+        if let Some(p) = candidates
+            .iter()
+            .find(|p| proc_state(**p) == Some('T') || waiting(p))
+        {
+            return *p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no process of {id} stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -104,17 +104,6 @@ fn status_of(c: &Ctx, id: &str) -> String {
     )
 }
 
-/// Processes in a cgroup of container `id` whose state passes `keep`.
-fn processes_of(id: &str, keep: impl Fn(char) -> bool) -> Vec<u32> {
-    pids()
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(id))
-                && proc_state(*p).is_some_and(&keep)
-        })
-        .collect()
-}
-
 /// The verbs after create, each SIGKILLed after each of its phases: `state` and `list` still
 /// answer, and `delete --force` then leaves nothing.
 #[test]

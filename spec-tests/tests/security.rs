@@ -88,3 +88,54 @@ fn a_container_cannot_reach_husks_binary_through_an_exec() {
         "husk's binary was reachable: {text}"
     );
 }
+
+/// CVE-2021-30465 / CVE-2023-27561: a mount destination swapped for a symlink after husk
+/// resolved it (a container sharing a volume with this one can race that) must not carry the
+/// mount out of the rootfs. The swap is made while init is stopped between resolving and
+/// mounting (HUSK_FAULT_STOP_AFTER). Checked to catch the attack by mounting on the resolved
+/// path instead of the fd in rootfs::mounts::mount_entry: create then succeeded and the tmpfs
+/// landed on the symlink's target outside the rootfs.
+#[test]
+fn a_mount_destination_swapped_for_a_symlink_is_refused() {
+    let mut c = Ctx::new("mntrace", &["true"]);
+    let outside = c.root.parent().unwrap().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let data = c.bundle.rootfs().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    c.config()["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
+    c.bundle.write();
+    let b = c.bundle.dir.to_string_lossy().into_owned();
+    // A file, not a pipe: a created container's init holds its stdio open.
+    let err_path = c.root.parent().unwrap().join("create.err");
+    let mut child = c
+        .cmd(&["create", "--bundle", &b, &c.id])
+        .env("HUSK_FAULT_STOP_AFTER", "resolve mount /data")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let init = wait_for_stopped(&c.id);
+    std::fs::remove_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&outside, &data).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    let inside = c.husk(&["exec", &c.id, "grep", " /data ", "/proc/self/mountinfo"]);
+    assert!(
+        !status.success(),
+        "create went on; /data in the container: {:?}",
+        stdout(&inside)
+    );
+    assert!(
+        err.lines().count() == 1 && err.contains("/data") && err.contains("ELOOP"),
+        "{err}"
+    );
+    c.assert_no_residue();
+}

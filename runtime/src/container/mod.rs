@@ -87,7 +87,24 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// Fault injection for the reliability and security tests: with HUSK_FAULT_STOP_AFTER=NAME
 /// the process stops itself here, for the test to act while it is stopped.
 pub fn fault_point(name: &str) {
-    if std::env::var_os("HUSK_FAULT_STOP_AFTER").is_some_and(|p| p == name) {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    use nix::sys::signal::{raise, SigSet, Signal};
+    if std::env::var_os("HUSK_FAULT_STOP_AFTER").is_none_or(|p| p != name) {
+        return;
     }
+    if nix::unistd::getpid().as_raw() != 1 {
+        let _ = raise(Signal::SIGSTOP);
+        return;
+    }
+    // A pid namespace's init ignores the SIGSTOP it sends itself: it waits for SIGCONT
+    // instead, under a name the tests look for.
+    let mut cont = SigSet::empty();
+    cont.add(Signal::SIGCONT);
+    let _ = cont.thread_block();
+    let name = nix::sys::prctl::get_name();
+    let _ = nix::sys::prctl::set_name(c"husk:stopped");
+    let _ = cont.wait();
+    if let Ok(name) = name {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+    let _ = cont.thread_unblock();
 }

@@ -16,7 +16,7 @@ use oci_spec::runtime::{Mount, Spec};
 
 use crate::cgroups::{Layout, Placement};
 use crate::error::{Context, Error, Result};
-use mounts::{mount_entry, propagation_flag, remount, secure_join};
+use mounts::{mount_entry, propagation_flag, remount, remount_named, Spot};
 
 pub struct Rootfs<'a> {
     pub spec: &'a Spec,
@@ -49,11 +49,20 @@ impl Rootfs<'_> {
             None::<&str>,
         )
         .ctx(|| format!("bind rootfs {} on itself", self.path.display()))?;
+        // Every mountpoint is opened beneath this fd (the bind just made) and mounted on
+        // through its fd.
+        let root = open(
+            &self.path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open rootfs {}", self.path.display()))?;
         let mut readonly_later = Vec::new();
         for (i, m) in self.spec.mounts().iter().flatten().enumerate() {
             let at = |e: crate::error::Error| e.context(format!("mounts[{i}]"));
             check_proc_sys_dest(&self.path, m).map_err(at)?;
-            let dest = secure_join(&self.path, m.destination())?;
+            let dest = Spot::resolve(root.as_fd(), &self.path, m.destination()).map_err(at)?;
+            crate::container::fault_point(&format!("resolve mount {}", m.destination().display()));
             // A read-only tmpfs (/dev, say) is mounted writable so that mounts and devices can be
             // made beneath it, and made read-only once they are.
             let mut m = m.clone();
@@ -82,7 +91,12 @@ impl Rootfs<'_> {
             mounts::make_mountpoint(&self.path.join("dev/console"), true)?;
         }
         for dest in readonly_later {
-            remount(&dest, MsFlags::MS_RDONLY, MsFlags::empty())?;
+            remount_named(
+                dest.open()?.path(),
+                &dest.shown,
+                MsFlags::MS_RDONLY,
+                MsFlags::empty(),
+            )?;
         }
         Ok(())
     }
@@ -117,77 +131,90 @@ impl Rootfs<'_> {
     }
 
     /// A `cgroup` mount: the container's own cgroups, read-only unless the config says rw.
-    fn mount_cgroup(&self, m: &Mount, dest: &Path) -> Result<()> {
+    fn mount_cgroup(&self, m: &Mount, dest: &Spot) -> Result<()> {
         let o = mounts::parse_options(m.options().as_deref().unwrap_or_default());
         let flags = o.flags & !MsFlags::MS_RDONLY;
-        fs::create_dir_all(dest).ctx(|| format!("mkdir {}", dest.display()))?;
         if self.cgroup.layout == Layout::Unified {
             return self.mount_cgroup2(dest, o.flags, self.cgroup.v2.as_deref());
         }
         // v1: a tmpfs holding one directory per hierarchy, each showing the container's cgroup.
-        mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
-            .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+        let at = dest.make(false)?;
+        mount(
+            Some("tmpfs"),
+            at.path(),
+            Some("tmpfs"),
+            flags,
+            Some("mode=755"),
+        )
+        .ctx(|| format!("mount tmpfs on {}", dest.shown.display()))?;
         for (controllers, dir) in &self.cgroup.v1 {
             let name = controllers.strip_prefix("name=").unwrap_or(controllers);
-            let sub = dest.join(name);
-            fs::create_dir_all(&sub).ctx(|| format!("mkdir {}", sub.display()))?;
+            let sub = dest.child(name);
+            let at = sub.make(false)?;
             if self.cgroup_ns {
                 mount(
                     Some("cgroup"),
-                    &sub,
+                    at.path(),
                     Some("cgroup"),
                     o.flags,
                     Some(controllers.as_str()),
                 )
-                .ctx(|| format!("mount cgroup {controllers} on {}", sub.display()))?;
+                .ctx(|| format!("mount cgroup {controllers} on {}", sub.shown.display()))?;
             } else {
                 mount(
                     Some(dir),
-                    &sub,
+                    at.path(),
                     None::<&str>,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None::<&str>,
                 )
-                .ctx(|| format!("bind {} on {}", dir.display(), sub.display()))?;
-                remount(&sub, o.flags, MsFlags::MS_REC)?;
+                .ctx(|| format!("bind {} on {}", dir.display(), sub.shown.display()))?;
+                remount_named(sub.open()?.path(), &sub.shown, o.flags, MsFlags::MS_REC)?;
             }
             // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
             if controllers.contains(',') {
+                let base = dest.open()?;
                 for c in controllers.split(',') {
-                    let link = dest.join(c);
+                    let link = base.path().join(c);
                     if !link.exists() {
                         std::os::unix::fs::symlink(name, &link)
-                            .ctx(|| format!("symlink {}", link.display()))?;
+                            .ctx(|| format!("symlink {}", dest.child(c).shown.display()))?;
                     }
                 }
             }
         }
         if self.cgroup.layout == Layout::Hybrid {
-            let sub = dest.join("unified");
-            fs::create_dir_all(&sub).ctx(|| format!("mkdir {}", sub.display()))?;
-            self.mount_cgroup2(&sub, o.flags, self.cgroup.v2.as_deref())?;
+            self.mount_cgroup2(&dest.child("unified"), o.flags, self.cgroup.v2.as_deref())?;
         }
         if o.flags.contains(MsFlags::MS_RDONLY) {
-            remount(dest, o.flags, MsFlags::empty())?;
+            remount_named(dest.open()?.path(), &dest.shown, o.flags, MsFlags::empty())?;
         }
         Ok(())
     }
 
-    fn mount_cgroup2(&self, dest: &Path, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
+    fn mount_cgroup2(&self, dest: &Spot, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
         if self.cgroup_ns {
-            return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, None::<&str>)
-                .ctx(|| format!("mount cgroup2 on {}", dest.display()));
+            let at = dest.make(false)?;
+            return mount(
+                Some("cgroup2"),
+                at.path(),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .ctx(|| format!("mount cgroup2 on {}", dest.shown.display()));
         }
+        let at = dest.make(false)?;
         let Some(dir) = host_dir else { return Ok(()) };
         mount(
             Some(dir),
-            dest,
+            at.path(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
-        .ctx(|| format!("bind {} on {}", dir.display(), dest.display()))?;
-        remount(dest, flags, MsFlags::MS_REC)
+        .ctx(|| format!("bind {} on {}", dir.display(), dest.shown.display()))?;
+        remount_named(dest.open()?.path(), &dest.shown, flags, MsFlags::MS_REC)
     }
 
     /// Makes the rootfs the root: pivot_root, or with `--no-pivot` a move over / and chroot

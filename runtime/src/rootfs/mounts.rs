@@ -1,10 +1,13 @@
 //! The `mounts` of config.json: option parsing (runc's table) and mounting one entry.
 
 use std::fs;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::Mount;
 
 use crate::error::{Context, Error, Result};
@@ -196,6 +199,125 @@ pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
     Ok(root.join(resolved))
 }
 
+/// A mountpoint held open (O_PATH): mounting on `/proc/self/fd/N` places the mount on the
+/// inode that was checked, whatever a racing process does to the path meanwhile.
+pub struct Target {
+    _fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Target {
+    fn new(fd: OwnedFd) -> Target {
+        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Target { _fd: fd, path }
+    }
+
+    /// The path to hand to mount(2): the magic link of the fd.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A place in the rootfs: `rel` (symlinks already resolved by secure_join) beneath the
+/// rootfs directory `root`, opened fresh for each use.
+#[derive(Clone)]
+pub struct Spot<'a> {
+    pub root: BorrowedFd<'a>,
+    pub rel: PathBuf,
+    /// The host path, for messages.
+    pub shown: PathBuf,
+}
+
+impl<'a> Spot<'a> {
+    /// Resolves `dest` in the rootfs at `rootfs` (open as `root`).
+    pub fn resolve(root: BorrowedFd<'a>, rootfs: &Path, dest: &Path) -> Result<Spot<'a>> {
+        let shown = secure_join(rootfs, dest)?;
+        let rel = shown.strip_prefix(rootfs).unwrap_or(&shown).to_path_buf();
+        Ok(Spot { root, rel, shown })
+    }
+
+    pub fn child(&self, name: &str) -> Spot<'a> {
+        Spot {
+            root: self.root,
+            rel: self.rel.join(name),
+            shown: self.shown.join(name),
+        }
+    }
+
+    /// Opens the mountpoint, making what is missing (a directory, or an empty file for a file
+    /// to be bound on), one component at a time and never through a symlink: `rel` had its
+    /// symlinks resolved, so one found now was raced in (CVE-2021-30465, CVE-2023-27561) and
+    /// fails the mount instead of leading it out of the rootfs.
+    pub fn make(&self, file: bool) -> Result<Target> {
+        let comps: Vec<_> = self.rel.components().collect();
+        let mut cur = openat2(self.root, ".", beneath()).ctx(|| "open rootfs")?;
+        for (i, c) in comps.iter().enumerate() {
+            let c = c.as_os_str();
+            let last = i + 1 == comps.len();
+            cur = match openat2(&cur, c, beneath()) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) => {
+                    let made = if last && file {
+                        nix::fcntl::openat(
+                            &cur,
+                            c,
+                            OFlag::O_CREAT
+                                | OFlag::O_EXCL
+                                | OFlag::O_WRONLY
+                                | OFlag::O_NOFOLLOW
+                                | OFlag::O_CLOEXEC,
+                            Mode::from_bits_truncate(0o644),
+                        )
+                        .map(drop)
+                    } else {
+                        nix::sys::stat::mkdirat(&cur, c, Mode::from_bits_truncate(0o755))
+                    };
+                    match made {
+                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => {
+                            return Err(Error::sys(
+                                format!("create mountpoint {}", self.shown.display()),
+                                e,
+                            ))
+                        }
+                    }
+                    openat2(&cur, c, beneath())
+                        .ctx(|| format!("open mountpoint {}", self.shown.display()))?
+                }
+                Err(e) => {
+                    let err = Error::sys(format!("open mountpoint {}", self.shown.display()), e);
+                    return Err(if e == nix::errno::Errno::ELOOP {
+                        err.with_hint("a symlink appeared in the path after husk resolved it: is another process changing the rootfs?")
+                    } else {
+                        err
+                    });
+                }
+            };
+        }
+        Ok(Target::new(cur))
+    }
+
+    /// Opens what is at the spot now: after a mount, that is the new mount's root (an fd
+    /// opened before still shows the directory underneath).
+    pub fn open(&self) -> Result<Target> {
+        let rel = if self.rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &self.rel
+        };
+        openat2(self.root, rel, beneath())
+            .map(Target::new)
+            .ctx(|| format!("open {}", self.shown.display()))
+    }
+}
+
+/// O_PATH, beneath the directory, no symlink or magic link followed, no `..` above it.
+fn beneath() -> OpenHow {
+    OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS)
+}
+
 /// Creates the mountpoint: a directory, or an empty file when a file is to be bound on it.
 pub fn make_mountpoint(dest: &Path, file: bool) -> Result<()> {
     if file {
@@ -217,67 +339,78 @@ pub fn make_mountpoint(dest: &Path, file: bool) -> Result<()> {
     }
 }
 
-/// Mounts one entry of `mounts` at `dest` (already resolved inside the rootfs).
-pub fn mount_entry(m: &Mount, dest: &Path) -> Result<()> {
+/// Mounts one entry of `mounts` at `spot`.
+pub fn mount_entry(m: &Mount, spot: &Spot) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_default();
     let is_bind = typ == "bind" || o.flags.contains(MsFlags::MS_BIND);
     let data = o.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
+    let shown = &spot.shown;
 
     if is_bind {
         let meta = fs::metadata(&source).ctx(|| format!("bind source {}", source.display()))?;
-        make_mountpoint(dest, !meta.is_dir())?;
+        let at = spot.make(!meta.is_dir())?;
         let bind = o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(&source), dest, None::<&str>, bind, None::<&str>)
-            .ctx(|| format!("bind {} on {}", source.display(), dest.display()))?;
+        mount(Some(&source), at.path(), None::<&str>, bind, None::<&str>)
+            .ctx(|| format!("bind {} on {}", source.display(), shown.display()))?;
         // A bind mount ignores every other flag: they take a remount.
         let rest = o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !rest.is_empty() || !o.cleared.is_empty() {
-            remount(dest, rest, bind)?;
+            remount_named(spot.open()?.path(), shown, rest, bind)?;
         }
     } else if o.flags.contains(MsFlags::MS_REMOUNT) {
-        mount(None::<&str>, dest, None::<&str>, o.flags, data)
-            .ctx(|| format!("remount {}", dest.display()))?;
+        mount(
+            None::<&str>,
+            spot.open()?.path(),
+            None::<&str>,
+            o.flags,
+            data,
+        )
+        .ctx(|| format!("remount {}", shown.display()))?;
     } else {
-        make_mountpoint(dest, false)?;
+        let at = spot.make(false)?;
         let copy = o.tmpcopyup && typ == "tmpfs";
         let staged = if copy {
-            Some(tmpcopyup_stage(dest)?)
+            Some(tmpcopyup_stage(at.path(), shown)?)
         } else {
             None
         };
-        let mnt = mount(Some(&source), dest, Some(typ), o.flags, data).ctx(|| {
+        let mnt = mount(Some(&source), at.path(), Some(typ), o.flags, data).ctx(|| {
             format!(
                 "mount {} ({typ}) on {} with {:?}",
                 source.display(),
-                dest.display(),
+                shown.display(),
                 data.unwrap_or("")
             )
         });
         if let Some(staged) = staged {
             mnt.as_ref().map_err(Clone::clone)?;
-            copy_tree(&staged, dest)?;
+            copy_tree(&staged, spot.open()?.path())?;
             let _ = nix::mount::umount2(&staged, nix::mount::MntFlags::MNT_DETACH);
             let _ = fs::remove_dir(&staged);
         }
         mnt?;
     }
+    if o.propagation.is_empty() && o.rec_set == 0 && o.rec_clr == 0 {
+        return Ok(());
+    }
+    let mounted = spot.open()?;
     for p in &o.propagation {
-        mount(None::<&str>, dest, None::<&str>, *p, None::<&str>)
-            .ctx(|| format!("set propagation {p:?} on {}", dest.display()))?;
+        mount(None::<&str>, mounted.path(), None::<&str>, *p, None::<&str>)
+            .ctx(|| format!("set propagation {p:?} on {}", shown.display()))?;
     }
     if o.rec_set != 0 || o.rec_clr != 0 {
         crate::sys::mount_setattr(
             libc::AT_FDCWD,
-            &dest.to_string_lossy(),
+            &mounted.path().to_string_lossy(),
             libc::AT_RECURSIVE as u32,
             o.rec_set,
             o.rec_clr,
             0,
         )
-        .ctx(|| format!("mount_setattr {} (recursive options)", dest.display()))
+        .ctx(|| format!("mount_setattr {} (recursive options)", shown.display()))
         .map_err(|e| {
             if e.errno() == Some(nix::errno::Errno::ENOSYS) {
                 e.with_hint("recursive mount options need Linux 5.12 or later")
@@ -292,11 +425,16 @@ pub fn mount_entry(m: &Mount, dest: &Path) -> Result<()> {
 /// Remounts a bind mount with new flags, keeping the flags the kernel locks on mounts that
 /// came from a more privileged namespace (changing those gives EPERM).
 pub fn remount(dest: &Path, flags: MsFlags, bind: MsFlags) -> Result<()> {
+    remount_named(dest, dest, flags, bind)
+}
+
+/// `remount` of `dest` (an fd's magic link, say), named `shown` in messages.
+pub fn remount_named(dest: &Path, shown: &Path, flags: MsFlags, bind: MsFlags) -> Result<()> {
     let f = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (bind & MsFlags::MS_REC);
     match mount(None::<&str>, dest, None::<&str>, f, None::<&str>) {
         Err(nix::errno::Errno::EPERM) => {
             let st =
-                nix::sys::statvfs::statvfs(dest).ctx(|| format!("statvfs {}", dest.display()))?;
+                nix::sys::statvfs::statvfs(dest).ctx(|| format!("statvfs {}", shown.display()))?;
             let locked = MsFlags::from_bits_truncate(
                 st.flags().bits() as libc::c_ulong
                     & (libc::MS_NOSUID
@@ -308,15 +446,15 @@ pub fn remount(dest: &Path, flags: MsFlags, bind: MsFlags) -> Result<()> {
                         | libc::MS_RELATIME),
             );
             mount(None::<&str>, dest, None::<&str>, f | locked, None::<&str>)
-                .ctx(|| format!("remount {} with {:?}", dest.display(), flags))
+                .ctx(|| format!("remount {} with {:?}", shown.display(), flags))
         }
-        r => r.ctx(|| format!("remount {} with {:?}", dest.display(), flags)),
+        r => r.ctx(|| format!("remount {} with {:?}", shown.display(), flags)),
     }
 }
 
 /// Moves the destination's current content aside (bind-mounted in a temporary dir), so it can be
 /// copied into the tmpfs that covers it.
-fn tmpcopyup_stage(dest: &Path) -> Result<PathBuf> {
+fn tmpcopyup_stage(dest: &Path, shown: &Path) -> Result<PathBuf> {
     let staged = PathBuf::from(format!("/tmp/.husk-tmpcopyup-{}", std::process::id()));
     fs::create_dir_all(&staged).ctx(|| format!("mkdir {}", staged.display()))?;
     mount(
@@ -326,7 +464,13 @@ fn tmpcopyup_stage(dest: &Path) -> Result<PathBuf> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .ctx(|| format!("tmpcopyup: bind {} on {}", dest.display(), staged.display()))?;
+    .ctx(|| {
+        format!(
+            "tmpcopyup: bind {} on {}",
+            shown.display(),
+            staged.display()
+        )
+    })?;
     Ok(staged)
 }
 
