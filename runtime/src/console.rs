@@ -59,7 +59,7 @@ pub fn setup(socket: &OwnedFd, p: &Process, mount_console: bool) -> Result<()> {
     )
     .ctx(|| format!("chown {name} to uid {}", p.user().uid()))?;
     if mount_console {
-        crate::rootfs::devices::mount_console(Path::new(&name))?;
+        crate::rootfs::devices::mount_console(slave.as_fd(), &name)?;
     }
     send_fd(socket.as_raw_fd(), master.as_raw_fd(), "/dev/ptmx")
         .map_err(|e| e.context("send pty master over console socket"))?;

@@ -145,7 +145,9 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
             .map_err(|e| e.context("set up terminal"))?;
     }
     namespaces::set_uts_names(spec)?;
+    crate::container::fault_point("apply sysctl");
     crate::rootfs::apply_sysctl(spec)?;
+    crate::container::fault_point("finalize rootfs");
     rootfs
         .finalize()
         .map_err(|e| e.context("finalize rootfs"))?;

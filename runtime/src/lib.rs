@@ -16,6 +16,7 @@ pub mod log;
 pub mod lsm;
 pub mod namespaces;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Process;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 
 pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
@@ -38,20 +38,20 @@ pub fn check(p: &Process) -> Result<()> {
 pub fn apply_on_exec(p: &Process) -> Result<()> {
     if let Some(profile) = apparmor_profile(p) {
         // Kernels with LSM stacking have a per-module file; older ones only the shared one.
-        let attr = if Path::new("/proc/thread-self/attr/apparmor/exec").exists() {
-            "/proc/thread-self/attr/apparmor/exec"
+        let attr = if crate::procfs::exists("thread-self/attr/apparmor/exec") {
+            "thread-self/attr/apparmor/exec"
         } else {
-            "/proc/thread-self/attr/exec"
+            "thread-self/attr/exec"
         };
-        std::fs::write(attr, format!("exec {profile}")).ctx(|| {
-            format!("process.apparmorProfile {profile:?}: write {attr} (is the profile loaded?)")
+        crate::procfs::write(attr, format!("exec {profile}").as_bytes()).map_err(|e| {
+            e.context(format!("process.apparmorProfile {profile:?}"))
+                .with_hint("is the profile loaded?")
         })?;
     }
     if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
         if selinux_enabled() {
-            std::fs::write("/proc/thread-self/attr/exec", label).ctx(|| {
-                format!("process.selinuxLabel {label:?}: write /proc/thread-self/attr/exec")
-            })?;
+            crate::procfs::write("thread-self/attr/exec", label.as_bytes())
+                .map_err(|e| e.context(format!("process.selinuxLabel {label:?}")))?;
         }
     }
     Ok(())

@@ -139,3 +139,125 @@ fn a_mount_destination_swapped_for_a_symlink_is_refused() {
     );
     c.assert_no_residue();
 }
+
+/// Creates the container with init held at `fault`, runs `attack` on init's pid meanwhile,
+/// and returns create's exit status and stderr.
+fn create_attacked(
+    c: &Ctx,
+    extra: &[&str],
+    fault: &str,
+    attack: impl FnOnce(u32),
+) -> (bool, String) {
+    let b = c.bundle.dir.to_string_lossy().into_owned();
+    // A file, not a pipe: a created container's init holds its stdio open.
+    let err_path = c
+        .root
+        .parent()
+        .unwrap()
+        .join(format!("create-{}.err", fault.replace(' ', "-")));
+    let mut args = vec!["create", "--bundle", &b];
+    args.extend_from_slice(extra);
+    args.push(&c.id);
+    let mut child = c
+        .cmd(&args)
+        .env("HUSK_FAULT_STOP_AFTER", fault)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let init = wait_for_stopped(&c.id);
+    attack(init);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    (
+        status.success(),
+        std::fs::read_to_string(&err_path).unwrap(),
+    )
+}
+
+/// CVE-2025-31133: /dev/null replaced by a symlink (to a procfs file) before the masked paths
+/// are bound: masking with it would expose that file where /proc/kcore was hidden. Checked to
+/// catch the attack with the old mask_path (a bind of the path "/dev/null"): create went on.
+#[test]
+fn masking_with_a_swapped_dev_null_is_refused() {
+    let c = Ctx::new("nullswap", &["sleep", "100"]);
+    let (ok, err) = create_attacked(&c, &[], "finalize rootfs", |init| {
+        let null = format!("/proc/{init}/root/dev/null");
+        std::fs::remove_file(&null).unwrap();
+        std::os::unix::fs::symlink("/proc/sys/kernel/hostname", &null).unwrap();
+    });
+    assert!(!ok, "create went on");
+    assert!(
+        err.lines().count() == 1 && err.contains("/dev/null") && err.contains("maskedPaths"),
+        "{err}"
+    );
+    c.assert_no_residue();
+}
+
+/// CVE-2025-52565: /dev/console replaced by a symlink before the terminal is bound on it.
+/// Checked to catch the attack with the old mount_console (a bind on the path): create went
+/// on with the pty bound over the symlink's target.
+#[test]
+fn a_swapped_dev_console_is_refused() {
+    let mut c = Ctx::new("consoleswap", &["sleep", "100"]);
+    c.config()["process"]["terminal"] = json!(true);
+    c.bundle.write();
+    let sock = c.root.parent().unwrap().join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let sock = sock.to_string_lossy().into_owned();
+    let (ok, err) = create_attacked(&c, &["--console-socket", &sock], "bind console", |init| {
+        let console = format!("/proc/{init}/root/dev/console");
+        let _ = std::fs::remove_file(&console);
+        std::os::unix::fs::symlink("/proc/sys/kernel/hostname", &console).unwrap();
+    });
+    assert!(!ok, "create went on");
+    assert!(
+        err.lines().count() == 1 && err.contains("/dev/console"),
+        "{err}"
+    );
+    c.assert_no_residue();
+}
+
+/// CVE-2025-52881: a bind mount put over a /proc/sys file (here from inside the container's
+/// mount namespace, as a racing process sharing it could) must not redirect a sysctl write.
+/// Checked to catch the attack with the old apply_sysctl (a write to the path): create went
+/// on and the value landed in the file bound there.
+#[test]
+fn a_sysctl_write_is_not_redirected_by_a_bind_mount() {
+    let mut c = Ctx::new("sysctlbind", &["sleep", "100"]);
+    c.config()["linux"]["sysctl"] = json!({"kernel.domainname": "attacked"});
+    c.bundle.write();
+    let trap = c.bundle.rootfs().join("tmp/trap");
+    std::fs::create_dir_all(trap.parent().unwrap()).unwrap();
+    std::fs::write(&trap, "").unwrap();
+    let (ok, err) = create_attacked(&c, &[], "apply sysctl", |init| {
+        let out = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &init.to_string(),
+                "-m",
+                "mount",
+                "--bind",
+                "/tmp/trap",
+            ])
+            .arg("/proc/sys/kernel/domainname")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nsenter mount: {}", stderr(&out));
+    });
+    assert!(!ok, "create went on");
+    assert_eq!(
+        std::fs::read_to_string(&trap).unwrap(),
+        "",
+        "the write was redirected"
+    );
+    assert!(
+        err.lines().count() == 1 && err.contains("kernel.domainname") && err.contains("EXDEV"),
+        "{err}"
+    );
+    c.assert_no_residue();
+}

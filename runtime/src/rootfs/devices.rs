@@ -1,9 +1,11 @@
 //! `/dev`: the default devices, `linux.devices`, the standard symlinks and `/dev/console`.
 
 use std::fs;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chown, Gid, Uid};
@@ -168,16 +170,33 @@ pub fn setup_ptmx(rootfs: &Path) -> Result<()> {
     symlink("pts/ptmx", &p).ctx(|| format!("symlink {} -> pts/ptmx", p.display()))
 }
 
-/// Binds the container's terminal onto /dev/console (after pivot_root).
-pub fn mount_console(slave: &Path) -> Result<()> {
+/// Binds the container's terminal onto /dev/console (after pivot_root), through fds of both:
+/// the mountpoint must be the empty file made before pivot_root, not a symlink or anything
+/// else raced into its place (CVE-2025-52565).
+pub fn mount_console(slave: BorrowedFd, name: &str) -> Result<()> {
+    crate::container::fault_point("bind console");
     let console = Path::new("/dev/console");
-    make_mountpoint(console, true)?;
+    if !console.exists() {
+        make_mountpoint(console, true)?;
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let target = openat2(nix::fcntl::AT_FDCWD, console, how).ctx(|| "open /dev/console")?;
+    let st = nix::sys::stat::fstat(&target).ctx(|| "stat /dev/console")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::msg(format!(
+            "/dev/console is not the file husk made for the terminal (mode {:o})",
+            st.st_mode
+        ))
+        .with_hint("something replaced it after husk made /dev: refusing to mount on it"));
+    }
     mount(
-        Some(slave),
-        console,
+        Some(format!("/proc/self/fd/{}", slave.as_raw_fd()).as_str()),
+        format!("/proc/self/fd/{}", target.as_raw_fd()).as_str(),
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .ctx(|| format!("bind {} on /dev/console", slave.display()))
+    .ctx(|| format!("bind {name} on /dev/console"))
 }

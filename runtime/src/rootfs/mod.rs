@@ -16,7 +16,7 @@ use oci_spec::runtime::{Mount, Spec};
 
 use crate::cgroups::{Layout, Placement};
 use crate::error::{Context, Error, Result};
-use mounts::{mount_entry, propagation_flag, remount, remount_named, Spot};
+use mounts::{mount_entry, propagation_flag, remount, remount_named, Spot, Target};
 
 pub struct Rootfs<'a> {
     pub spec: &'a Spec,
@@ -371,44 +371,52 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Binds a path on itself read-only, through an fd of what is there.
 fn readonly_path(p: &str) -> Result<()> {
-    match mount(
-        Some(p),
-        p,
+    let Some(t) = Target::in_root(p)? else {
+        return Ok(());
+    };
+    mount(
+        Some(t.path()),
+        t.path(),
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
-    ) {
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        r => r.ctx(|| format!("bind {p} on itself"))?,
-    }
-    remount(
+    )
+    .ctx(|| format!("bind {p} on itself"))?;
+    let Some(bound) = Target::in_root(p)? else {
+        return Err(Error::msg(format!(
+            "{p} vanished while being made read-only"
+        )));
+    };
+    remount_named(
+        bound.path(),
         Path::new(p),
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         MsFlags::MS_REC,
     )
 }
 
-/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+/// Hides a path: the checked /dev/null over a file, an empty read-only tmpfs over a directory.
 fn mask_path(p: &str) -> Result<()> {
-    let meta = match fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(format!("stat {p}"), &e)),
+    let Some(t) = Target::in_root(p)? else {
+        return Ok(());
     };
-    if meta.is_dir() {
+    let st = t.stat().ctx(|| format!("stat {p}"))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         mount(
             Some("tmpfs"),
-            p,
+            t.path(),
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             Some("size=0,mode=755"),
         )
         .ctx(|| format!("mount empty tmpfs on {p}"))
     } else {
+        let null = Target::dev_null()?;
         mount(
-            Some("/dev/null"),
-            p,
+            Some(null.path()),
+            t.path(),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
@@ -417,7 +425,7 @@ fn mask_path(p: &str) -> Result<()> {
     }
 }
 
-/// Writes `linux.sysctl` through the container's /proc/sys.
+/// Writes `linux.sysctl` through the container's /proc/sys (checked: see procfs).
 pub fn apply_sysctl(spec: &Spec) -> Result<()> {
     for (k, v) in spec
         .linux()
@@ -426,8 +434,8 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
         .into_iter()
         .flatten()
     {
-        let p = format!("/proc/sys/{}", k.replace('.', "/"));
-        fs::write(&p, v).ctx(|| format!("linux.sysctl {k}={v:?}: write {p}"))?;
+        crate::procfs::write(&format!("sys/{}", k.replace('.', "/")), v.as_bytes())
+            .map_err(|e| e.context(format!("linux.sysctl {k}={v:?}")))?;
     }
     Ok(())
 }

@@ -216,6 +216,46 @@ impl Target {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    pub fn stat(&self) -> Result<nix::sys::stat::FileStat> {
+        nix::sys::stat::fstat(&self._fd).ctx(|| "fstat")
+    }
+
+    /// Opens `path` inside the root we are in (after pivot_root): symlinks stay inside it and
+    /// magic links are refused. None when it does not exist.
+    pub fn in_root(path: &str) -> Result<Option<Target>> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(nix::fcntl::AT_FDCWD, path, how) {
+            Ok(fd) => Ok(Some(Target::new(fd))),
+            Err(nix::errno::Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::sys(format!("open {path}"), e)),
+        }
+    }
+
+    /// The container's /dev/null, checked to be the null device (1:3) and not a symlink:
+    /// binding whatever sat there over masked paths would unmask them (CVE-2025-31133).
+    pub fn dev_null() -> Result<Target> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        let t = openat2(nix::fcntl::AT_FDCWD, "/dev/null", how)
+            .map(Target::new)
+            .ctx(|| "open /dev/null")?;
+        let st = t.stat().ctx(|| "/dev/null")?;
+        let chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if !chr || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+            return Err(Error::msg(format!(
+                "/dev/null in the container is not the null device (mode {:o}, device {}:{})",
+                st.st_mode,
+                nix::sys::stat::major(st.st_rdev),
+                nix::sys::stat::minor(st.st_rdev)
+            ))
+            .with_hint("something replaced it after husk made /dev: refusing to mask with it"));
+        }
+        Ok(t)
+    }
 }
 
 /// A place in the rootfs: `rel` (symlinks already resolved by secure_join) beneath the
