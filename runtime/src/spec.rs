@@ -301,14 +301,6 @@ pub fn warn_unsupported(spec: &Spec) {
             missing.push("linux.resources.rdma");
         }
     }
-    if spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.uid_mappings().is_some() || m.gid_mappings().is_some())
-    {
-        missing.push("mounts[].uidMappings/gidMappings");
-    }
     if !missing.is_empty() {
         crate::log::warn(&format!(
             "not enforced by this version of husk: {}",

@@ -380,3 +380,16 @@ pub fn wait_for_stopped(id: &str) -> u32 {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// Runs a container with id-mapped mounts; None (the test skips) where the filesystem of the
+/// test's directory cannot be id-mapped (tmpfs before Linux 6.3: the cgroup v2 VM).
+pub fn run_idmapped(c: &Ctx) -> Option<String> {
+    let out = c.run();
+    let err = stderr(&out);
+    if !out.status.success() && err.contains("id-map") && err.contains("EINVAL") {
+        eprintln!("skipped: no id-mapped mounts here: {err}");
+        return None;
+    }
+    assert!(out.status.success(), "husk run: {err}");
+    Some(stdout(&out))
+}

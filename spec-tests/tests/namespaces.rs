@@ -113,3 +113,40 @@ fn joins_a_bind_mounted_network_namespace() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), format!("net:[{ino}]"));
 }
+
+/// A user namespace: the maps as configured, root inside, the host's root-owned files seen as
+/// the overflow id, and an `idmap` mount (no mappings of its own) taking the container's maps
+/// so that files owned by root on disk are root's inside.
+#[test]
+fn user_namespace_maps_and_an_idmap_mount_with_its_mappings() {
+    let mut c = Ctx::new(
+        "userns",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%u' /bin/busybox /m/f",
+        ],
+    );
+    let host = c.root.parent().unwrap().join("usrc");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "").unwrap();
+    // Root inside cannot make it in a rootfs owned by the host's root.
+    std::fs::create_dir_all(c.bundle.rootfs().join("m")).unwrap();
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config()["linux"]["uidMappings"] = map.clone();
+    c.config()["linux"]["gidMappings"] = map;
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c.config()["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/m", "type": "bind", "source": host, "options": ["rbind", "idmap"]}),
+    );
+    let Some(out) = run_idmapped(&c) else { return };
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "100000", "65536", "0", "100000", "65536", "0", "65534", "0"],
+        "{out}"
+    );
+}

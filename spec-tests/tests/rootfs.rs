@@ -218,3 +218,51 @@ fn no_pivot_leaves_no_host_proc_to_remount() {
         stderr(&out)
     );
 }
+
+/// Id-mapped bind mounts: owners on disk appear through the mount's mapping (an on-disk id
+/// is read as the namespace side of the map and shown as the host side), read-only when asked,
+/// and a container user namespace's mapping serves `idmap` without mappings of its own.
+#[test]
+fn id_mapped_mounts_show_mapped_owners() {
+    let mut c = Ctx::new(
+        "idmap",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%n %u:%g' /m/root /m/five /r/root; touch /m/x 2>/dev/null || echo ro",
+        ],
+    );
+    let host = c.root.parent().unwrap().join("idmapsrc");
+    std::fs::create_dir_all(&host).unwrap();
+    for (name, id) in [("root", 0), ("five", 5)] {
+        std::fs::write(host.join(name), "").unwrap();
+        std::os::unix::fs::chown(host.join(name), Some(id), Some(id)).unwrap();
+    }
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let mounts = c.config()["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/m", "type": "bind", "source": host,
+        "options": ["rbind", "ro"], "uidMappings": map, "gidMappings": map}));
+    mounts.push(json!({"destination": "/r", "type": "bind", "source": host,
+        "options": ["rbind", "ridmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}],
+        "gidMappings": [{"containerID": 0, "hostID": 3000, "size": 10}]}));
+    let Some(out) = run_idmapped(&c) else { return };
+    // 5 is outside the first map: the overflow id.
+    assert_eq!(
+        out, "/m/root 1000:1000\n/m/five 65534:65534\n/r/root 2000:3000\nro\n",
+        "{out}"
+    );
+}
+
+#[test]
+fn id_mapped_mount_errors_are_named() {
+    let mut c = Ctx::new("idmapbad", &["true"]);
+    let mounts = c.config()["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        json!({"destination": "/m", "type": "bind", "source": "/tmp",
+        "options": ["rbind", "idmap"]}),
+    );
+    let out = c.run();
+    assert_one_line_error(&out, &["mounts[", "/m", "user namespace"]);
+    c.assert_no_residue();
+}

@@ -1,7 +1,7 @@
 //! The `mounts` of config.json: option parsing (runc's table) and mounting one entry.
 
 use std::fs;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -57,6 +57,8 @@ pub fn parse_options(opts: &[String]) -> Options {
             "atime" => (0, libc::MS_NOATIME),
             "bind" => (libc::MS_BIND, 0),
             "defaults" => (0, 0),
+            // Id-mapped mounts are made before init runs (rootfs::idmap).
+            "idmap" | "ridmap" => (0, 0),
             "dev" => (0, libc::MS_NODEV),
             "diratime" => (0, libc::MS_NODIRATIME),
             "dirsync" => (libc::MS_DIRSYNC, 0),
@@ -202,14 +204,14 @@ pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
 /// A mountpoint held open (O_PATH): mounting on `/proc/self/fd/N` places the mount on the
 /// inode that was checked, whatever a racing process does to the path meanwhile.
 pub struct Target {
-    _fd: OwnedFd,
+    fd: OwnedFd,
     path: PathBuf,
 }
 
 impl Target {
     fn new(fd: OwnedFd) -> Target {
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        Target { _fd: fd, path }
+        Target { fd, path }
     }
 
     /// The path to hand to mount(2): the magic link of the fd.
@@ -217,8 +219,12 @@ impl Target {
         &self.path
     }
 
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     pub fn stat(&self) -> Result<nix::sys::stat::FileStat> {
-        nix::sys::stat::fstat(&self._fd).ctx(|| "fstat")
+        nix::sys::stat::fstat(&self.fd).ctx(|| "fstat")
     }
 
     /// Opens `path` inside the root we are in (after pivot_root): symlinks stay inside it and
@@ -379,8 +385,9 @@ pub fn make_mountpoint(dest: &Path, file: bool) -> Result<()> {
     }
 }
 
-/// Mounts one entry of `mounts` at `spot`.
-pub fn mount_entry(m: &Mount, spot: &Spot) -> Result<()> {
+/// Mounts one entry of `mounts` at `spot`; a bind whose id-mapped copy was made already
+/// (`idmapped`, a detached mount) is moved there instead.
+pub fn mount_entry(m: &Mount, spot: &Spot, idmapped: Option<&OwnedFd>) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_default();
@@ -393,8 +400,12 @@ pub fn mount_entry(m: &Mount, spot: &Spot) -> Result<()> {
         let meta = fs::metadata(&source).ctx(|| format!("bind source {}", source.display()))?;
         let at = spot.make(!meta.is_dir())?;
         let bind = o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        mount(Some(&source), at.path(), None::<&str>, bind, None::<&str>)
-            .ctx(|| format!("bind {} on {}", source.display(), shown.display()))?;
+        match idmapped {
+            Some(tree) => crate::sys::move_mount_to(tree.as_fd(), at.fd())
+                .ctx(|| format!("move id-mapped {} on {}", source.display(), shown.display()))?,
+            None => mount(Some(&source), at.path(), None::<&str>, bind, None::<&str>)
+                .ctx(|| format!("bind {} on {}", source.display(), shown.display()))?,
+        }
         // A bind mount ignores every other flag: they take a remount.
         let rest = o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !rest.is_empty() || !o.cleared.is_empty() {

@@ -1,0 +1,175 @@
+//! Id-mapped mounts (`mounts[].uidMappings`/`gidMappings`, options `idmap` and `ridmap`).
+//! The runtime makes them on the host before it forks, where it may change how a filesystem's
+//! owners appear: a detached copy of the source (open_tree) is given the mapping of a user
+//! namespace made for it (mount_setattr MOUNT_ATTR_IDMAP). init inherits the fds and moves
+//! each mount into place (move_mount), inside its own user namespace if it has one.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
+use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+/// The detached mounts, one slot per entry of `mounts`.
+pub struct Idmapped(Vec<Option<OwnedFd>>);
+
+impl Idmapped {
+    pub fn get(&self, i: usize) -> Option<&OwnedFd> {
+        self.0.get(i).and_then(Option::as_ref)
+    }
+}
+
+/// Makes every id-mapped mount of the config, detached.
+pub fn prepare(spec: &Spec) -> Result<Idmapped> {
+    let mut userns: HashMap<String, OwnedFd> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let at = |e: Error| e.context(format!("mounts[{i}]"));
+        let Some(Mapping {
+            uids,
+            gids,
+            recursive,
+        }) = wanted(spec, m).map_err(at)?
+        else {
+            out.push(None);
+            continue;
+        };
+        let key = format!("{}|{}", map_text(&uids), map_text(&gids));
+        if !userns.contains_key(&key) {
+            let ns = mapped_userns(&uids, &gids).map_err(at)?;
+            userns.insert(key.clone(), ns);
+        }
+        let source = m.source().clone().unwrap_or_default();
+        let bind_rec = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "rbind" || o == "ridmap");
+        let tree = sys::open_tree_clone(&source, bind_rec)
+            .ctx(|| format!("open_tree {}", source.display()))
+            .map_err(at)?;
+        sys::mount_setattr_idmap(tree.as_fd(), recursive, userns[&key].as_fd())
+            .ctx(|| format!("id-map {}", source.display()))
+            .map_err(|e| match e.errno() {
+                Some(nix::errno::Errno::EINVAL) => e.with_hint(
+                    "the filesystem may not support id-mapped mounts (Linux 5.12+; tmpfs needs 6.3+)",
+                ),
+                _ => e,
+            })
+            .map_err(at)?;
+        out.push(Some(tree));
+    }
+    Ok(Idmapped(out))
+}
+
+struct Mapping {
+    uids: Vec<LinuxIdMapping>,
+    gids: Vec<LinuxIdMapping>,
+    /// `ridmap`: submounts are id-mapped too.
+    recursive: bool,
+}
+
+/// The mappings of an id-mapped mount, or None for a plain one. `idmap`/`ridmap` without
+/// mappings of their own take the container's (runc's reading of the spec).
+fn wanted(spec: &Spec, m: &Mount) -> Result<Option<Mapping>> {
+    let opts = m.options().clone().unwrap_or_default();
+    let recursive = opts.iter().any(|o| o == "ridmap");
+    let flagged = recursive || opts.iter().any(|o| o == "idmap");
+    let (u, g) = (m.uid_mappings().clone(), m.gid_mappings().clone());
+    if u.is_none() && g.is_none() && !flagged {
+        return Ok(None);
+    }
+    let is_bind =
+        m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
+    if !is_bind {
+        return Err(Error::msg(format!(
+            "{}: id-mapped mounts must be bind mounts",
+            m.destination().display()
+        )));
+    }
+    let linux = spec.linux().as_ref();
+    let (u, g) = match (u, g) {
+        (Some(u), Some(g)) => (u, g),
+        (None, None) => match (
+            linux.and_then(|l| l.uid_mappings().clone()),
+            linux.and_then(|l| l.gid_mappings().clone()),
+        ) {
+            (Some(u), Some(g)) => (u, g),
+            _ => {
+                return Err(Error::msg(format!(
+                    "{}: idmap without uidMappings/gidMappings needs the container's user namespace mappings",
+                    m.destination().display()
+                )))
+            }
+        },
+        _ => {
+            return Err(Error::msg(format!(
+                "{}: uidMappings and gidMappings go together",
+                m.destination().display()
+            )))
+        }
+    };
+    if u.is_empty() || g.is_empty() {
+        return Err(Error::msg(format!(
+            "{}: empty uidMappings or gidMappings",
+            m.destination().display()
+        )));
+    }
+    Ok(Some(Mapping {
+        uids: u,
+        gids: g,
+        recursive,
+    }))
+}
+
+fn map_text(map: &[LinuxIdMapping]) -> String {
+    map.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// A user namespace with these maps, held by an fd: a child unshares it and waits while we
+/// write its maps and open it, then exits.
+fn mapped_userns(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
+    let (ready_r, ready_w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    let (done_r, done_w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    let child = match sys::fork().ctx(|| "fork")? {
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(done_w);
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, if ok { b"1" } else { b"0" });
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&done_r, &mut b);
+            sys::exit_now(0)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(ready_w);
+    drop(done_r);
+    let result = (|| {
+        let mut b = [0u8; 1];
+        nix::unistd::read(&ready_r, &mut b).ctx(|| "wait for the id-map user namespace")?;
+        if b[0] != b'1' {
+            return Err(Error::msg(
+                "unshare a user namespace for an id-mapped mount failed",
+            ));
+        }
+        for (file, map) in [("uid_map", uids), ("gid_map", gids)] {
+            let p = format!("/proc/{child}/{file}");
+            std::fs::write(&p, map_text(map))
+                .ctx(|| format!("write {p} {:?}", map_text(map).trim_end()))?;
+        }
+        std::fs::File::open(Path::new(&format!("/proc/{child}/ns/user")))
+            .map(OwnedFd::from)
+            .ctx(|| format!("open /proc/{child}/ns/user"))
+    })();
+    drop(done_w);
+    let _ = waitpid(child, None);
+    result
+}
