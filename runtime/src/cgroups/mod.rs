@@ -231,6 +231,7 @@ impl Placement {
             ..Default::default()
         };
         let rootless = !nix::unistd::geteuid().is_root();
+        let mut denied = Vec::new();
         let result = (|| -> Result<()> {
             for (m, dir) in targets {
                 match pl.mkdir_all(&dir) {
@@ -246,10 +247,7 @@ impl Placement {
                                 )
                             ) =>
                     {
-                        crate::log::warn(&format!(
-                            "rootless: no cgroup in {}: {e}",
-                            m.mountpoint.display()
-                        ));
+                        denied.push(m.mountpoint.display().to_string());
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -263,6 +261,12 @@ impl Placement {
                     }
                     None => pl.v2 = Some(dir),
                 }
+            }
+            if !denied.is_empty() {
+                crate::log::warn(&format!(
+                    "rootless: no cgroup (no write access to {}): resource limits are not applied; delegate a cgroup v2 subtree to this user for them",
+                    denied.join(", ")
+                ));
             }
             // A frozen cgroup would hold the init forever before it could report anything.
             if pl.is_frozen() {
