@@ -36,8 +36,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     pub extra_env: Vec<String>,
     pub seccomp: Option<crate::seccomp::Filter>,
-    /// Detached id-mapped mounts, moved into place by init.
-    pub idmapped: crate::rootfs::idmap::Idmapped,
+    /// Mounts made on the host (rootfs::detached), moved into place by init.
+    pub detached: crate::rootfs::detached::Detached,
     /// The state directory's lock, which the container's processes must not keep.
     pub lock_fd: std::os::fd::RawFd,
 }
@@ -125,7 +125,7 @@ fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
         cgroup: ctx.placement,
         cgroup_ns: ctx.plan.has(LinuxNamespaceType::Cgroup),
         user_ns: ctx.plan.has(LinuxNamespaceType::User),
-        idmapped: &ctx.idmapped,
+        detached: &ctx.detached,
     };
     rootfs.prepare()?;
     make_cwd(ctx, process.cwd())?;

@@ -14,7 +14,26 @@ pub const OCI_VERSION_MIN: &str = "1.0.0";
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
-    parse(&bytes).map_err(|e| e.context(format!("config {}", path.display())))
+    let mut spec = parse(&bytes).map_err(|e| e.context(format!("config {}", path.display())))?;
+    // A relative bind source is relative to the bundle (runc's reading), whatever our cwd.
+    if let Some(mounts) = spec.mounts().clone() {
+        let mounts = mounts
+            .into_iter()
+            .map(|mut m| {
+                let bind = m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind");
+                if let Some(src) = m.source().clone().filter(|s| bind && s.is_relative()) {
+                    m.set_source(Some(bundle.join(src)));
+                }
+                m
+            })
+            .collect();
+        spec.set_mounts(Some(mounts));
+    }
+    Ok(spec)
 }
 
 /// Fields that are JSON objects in the spec: serde would also take an array for them.

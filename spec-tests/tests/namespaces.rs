@@ -115,8 +115,9 @@ fn joins_a_bind_mounted_network_namespace() {
 }
 
 /// A user namespace: the maps as configured, root inside, the host's root-owned files seen as
-/// the overflow id, and an `idmap` mount (no mappings of its own) taking the container's maps
-/// so that files owned by root on disk are root's inside.
+/// the overflow id, an `idmap` mount (no mappings of its own) taking the container's maps so
+/// that files owned by root on disk are root's inside, and a bind from a directory that only
+/// the host's root may enter (husk opens it on the host).
 #[test]
 fn user_namespace_maps_and_an_idmap_mount_with_its_mappings() {
     let mut c = Ctx::new(
@@ -124,14 +125,25 @@ fn user_namespace_maps_and_an_idmap_mount_with_its_mappings() {
         &[
             "sh",
             "-c",
-            "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%u' /bin/busybox /m/f",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%u' /bin/busybox /m/f /s/f",
         ],
     );
     let host = c.root.parent().unwrap().join("usrc");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("f"), "").unwrap();
-    // Root inside cannot make it in a rootfs owned by the host's root.
+    // Root inside cannot make them in a rootfs owned by the host's root.
     std::fs::create_dir_all(c.bundle.rootfs().join("m")).unwrap();
+    std::fs::create_dir_all(c.bundle.rootfs().join("s")).unwrap();
+    // A source only the host's root may enter (runc's "userns with 2 inaccessible mounts"),
+    // named relative to the bundle.
+    let secret = c.bundle.dir.join("secret/dir");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("f"), "").unwrap();
+    std::fs::set_permissions(
+        secret.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     c.config()["linux"]["uidMappings"] = map.clone();
     c.config()["linux"]["gidMappings"] = map;
@@ -142,11 +154,15 @@ fn user_namespace_maps_and_an_idmap_mount_with_its_mappings() {
     c.config()["mounts"].as_array_mut().unwrap().push(
         json!({"destination": "/m", "type": "bind", "source": host, "options": ["rbind", "idmap"]}),
     );
+    c.config()["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/s", "source": "secret/dir", "options": ["bind"]}));
     let Some(out) = run_idmapped(&c) else { return };
     let words: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(
         words,
-        ["0", "100000", "65536", "0", "100000", "65536", "0", "65534", "0"],
+        ["0", "100000", "65536", "0", "100000", "65536", "0", "65534", "0", "65534"],
         "{out}"
     );
 }

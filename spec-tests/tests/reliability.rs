@@ -16,7 +16,7 @@ const CREATE_PHASES: &[&str] = &[
     "save config",
     "create cgroup",
     "make exec fifo",
-    "make id-mapped mounts",
+    "make detached mounts",
     "join cgroup",
     "create namespaces",
     "prepare rootfs",

@@ -107,8 +107,8 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         Some(Console::Fd(ref fd)) => fd.try_clone().ctx(|| "dup console fd").map(Some),
         None => Ok(None),
     })?;
-    let idmapped = phase("make id-mapped mounts", || {
-        crate::rootfs::idmap::prepare(&spec)
+    let detached = phase("make detached mounts", || {
+        crate::rootfs::detached::prepare(&spec, plan.creates(LinuxNamespaceType::User))
     })?;
     let (listen_fds, extra_env) = systemd_listen_fds();
 
@@ -126,7 +126,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         preserve_fds: o.preserve_fds + listen_fds,
         extra_env,
         seccomp,
-        idmapped,
+        detached,
         lock_fd: dir.lock_fd(),
     };
     let (parent, child) = sync::pair()?;

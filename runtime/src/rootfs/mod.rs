@@ -1,8 +1,8 @@
 //! The container's filesystem: rootfs propagation, `mounts`, `/dev`, pivot_root, a readonly
 //! root, masked and readonly paths. Runs in the container's init, in its new mount namespace.
 
+pub mod detached;
 pub mod devices;
-pub mod idmap;
 pub mod mounts;
 
 use std::fs;
@@ -26,7 +26,7 @@ pub struct Rootfs<'a> {
     pub cgroup: &'a Placement,
     pub cgroup_ns: bool,
     pub user_ns: bool,
-    pub idmapped: &'a idmap::Idmapped,
+    pub detached: &'a detached::Detached,
 }
 
 impl Rootfs<'_> {
@@ -79,7 +79,7 @@ impl Rootfs<'_> {
             let r = if m.typ().as_deref() == Some("cgroup") {
                 self.mount_cgroup(m, &dest)
             } else {
-                mount_entry(m, &dest, self.idmapped.get(i))
+                mount_entry(m, &dest, self.detached.get(i))
             };
             r.map_err(|e| at(e.context(format!("mount {}", m.destination().display()))))?;
         }

@@ -385,9 +385,9 @@ pub fn make_mountpoint(dest: &Path, file: bool) -> Result<()> {
     }
 }
 
-/// Mounts one entry of `mounts` at `spot`; a bind whose id-mapped copy was made already
-/// (`idmapped`, a detached mount) is moved there instead.
-pub fn mount_entry(m: &Mount, spot: &Spot, idmapped: Option<&OwnedFd>) -> Result<()> {
+/// Mounts one entry of `mounts` at `spot`; a bind made already on the host (`detached`, see
+/// rootfs::detached) is moved there instead.
+pub fn mount_entry(m: &Mount, spot: &Spot, detached: Option<&OwnedFd>) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_default();
@@ -397,12 +397,19 @@ pub fn mount_entry(m: &Mount, spot: &Spot, idmapped: Option<&OwnedFd>) -> Result
     let shown = &spot.shown;
 
     if is_bind {
-        let meta = fs::metadata(&source).ctx(|| format!("bind source {}", source.display()))?;
-        let at = spot.make(!meta.is_dir())?;
+        // A detached copy answers for its source, which init may not be allowed to reach.
+        let shown_src = || format!("bind source {}", source.display());
+        let is_dir = match detached {
+            Some(tree) => {
+                nix::sys::stat::fstat(tree).ctx(shown_src)?.st_mode & libc::S_IFMT == libc::S_IFDIR
+            }
+            None => fs::metadata(&source).ctx(shown_src)?.is_dir(),
+        };
+        let at = spot.make(!is_dir)?;
         let bind = o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-        match idmapped {
+        match detached {
             Some(tree) => crate::sys::move_mount_to(tree.as_fd(), at.fd())
-                .ctx(|| format!("move id-mapped {} on {}", source.display(), shown.display()))?,
+                .ctx(|| format!("move {} on {}", source.display(), shown.display()))?,
             None => mount(Some(&source), at.path(), None::<&str>, bind, None::<&str>)
                 .ctx(|| format!("bind {} on {}", source.display(), shown.display()))?,
         }

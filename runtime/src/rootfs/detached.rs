@@ -1,8 +1,11 @@
-//! Id-mapped mounts (`mounts[].uidMappings`/`gidMappings`, options `idmap` and `ridmap`).
-//! The runtime makes them on the host before it forks, where it may change how a filesystem's
-//! owners appear: a detached copy of the source (open_tree) is given the mapping of a user
-//! namespace made for it (mount_setattr MOUNT_ATTR_IDMAP). init inherits the fds and moves
-//! each mount into place (move_mount), inside its own user namespace if it has one.
+//! Mounts the runtime makes on the host before it forks, detached, for init to move into
+//! place (move_mount) on its checked mountpoint:
+//! - id-mapped mounts (`mounts[].uidMappings`/`gidMappings`, options `idmap` and `ridmap`):
+//!   only there may husk change how a filesystem's owners appear. A detached copy of the
+//!   source (open_tree) gets the maps of a user namespace made for it (mount_setattr
+//!   MOUNT_ATTR_IDMAP).
+//! - every bind mount of a container with its own user namespace: its root may not reach a
+//!   source that only the host's root can (a 0700 directory, say).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,33 +19,26 @@ use crate::error::{Context, Error, Result};
 use crate::sys;
 
 /// The detached mounts, one slot per entry of `mounts`.
-pub struct Idmapped(Vec<Option<OwnedFd>>);
+pub struct Detached(Vec<Option<OwnedFd>>);
 
-impl Idmapped {
+impl Detached {
     pub fn get(&self, i: usize) -> Option<&OwnedFd> {
         self.0.get(i).and_then(Option::as_ref)
     }
 }
 
-/// Makes every id-mapped mount of the config, detached.
-pub fn prepare(spec: &Spec) -> Result<Idmapped> {
+/// Makes the config's detached mounts: the id-mapped ones, and with `user_ns` (a new user
+/// namespace, made by a privileged husk) every bind.
+pub fn prepare(spec: &Spec, user_ns: bool) -> Result<Detached> {
+    let binds_too = user_ns && nix::unistd::geteuid().is_root();
     let mut userns: HashMap<String, OwnedFd> = HashMap::new();
     let mut out = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let at = |e: Error| e.context(format!("mounts[{i}]"));
-        let Some(Mapping {
-            uids,
-            gids,
-            recursive,
-        }) = wanted(spec, m).map_err(at)?
-        else {
+        let mapping = wanted(spec, m).map_err(at)?;
+        if mapping.is_none() && !(binds_too && is_bind(m)) {
             out.push(None);
             continue;
-        };
-        let key = format!("{}|{}", map_text(&uids), map_text(&gids));
-        if !userns.contains_key(&key) {
-            let ns = mapped_userns(&uids, &gids).map_err(at)?;
-            userns.insert(key.clone(), ns);
         }
         let source = m.source().clone().unwrap_or_default();
         let bind_rec = m
@@ -53,6 +49,20 @@ pub fn prepare(spec: &Spec) -> Result<Idmapped> {
         let tree = sys::open_tree_clone(&source, bind_rec)
             .ctx(|| format!("open_tree {}", source.display()))
             .map_err(at)?;
+        let Some(Mapping {
+            uids,
+            gids,
+            recursive,
+        }) = mapping
+        else {
+            out.push(Some(tree));
+            continue;
+        };
+        let key = format!("{}|{}", map_text(&uids), map_text(&gids));
+        if !userns.contains_key(&key) {
+            let ns = mapped_userns(&uids, &gids).map_err(at)?;
+            userns.insert(key.clone(), ns);
+        }
         sys::mount_setattr_idmap(tree.as_fd(), recursive, userns[&key].as_fd())
             .ctx(|| format!("id-map {}", source.display()))
             .map_err(|e| match e.errno() {
@@ -64,7 +74,7 @@ pub fn prepare(spec: &Spec) -> Result<Idmapped> {
             .map_err(at)?;
         out.push(Some(tree));
     }
-    Ok(Idmapped(out))
+    Ok(Detached(out))
 }
 
 struct Mapping {
@@ -84,9 +94,7 @@ fn wanted(spec: &Spec, m: &Mount) -> Result<Option<Mapping>> {
     if u.is_none() && g.is_none() && !flagged {
         return Ok(None);
     }
-    let is_bind =
-        m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
-    if !is_bind {
+    if !is_bind(m) {
         return Err(Error::msg(format!(
             "{}: id-mapped mounts must be bind mounts",
             m.destination().display()
@@ -125,6 +133,14 @@ fn wanted(spec: &Spec, m: &Mount) -> Result<Option<Mapping>> {
         gids: g,
         recursive,
     }))
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
 }
 
 fn map_text(map: &[LinuxIdMapping]) -> String {
