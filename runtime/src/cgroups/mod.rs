@@ -268,6 +268,13 @@ impl Placement {
                     denied.join(", ")
                 ));
             }
+            // runc's warning, word for word: a shared cgroup is allowed, but rarely meant.
+            let procs = pl.pids().len();
+            if procs > 0 {
+                crate::log::warn(&format!(
+                    "container's cgroup is not empty: {procs} process(es) found"
+                ));
+            }
             // A frozen cgroup would hold the init forever before it could report anything.
             if pl.is_frozen() {
                 return Err(Error::msg("container's cgroup unexpectedly frozen")
