@@ -148,11 +148,25 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
                     )));
                 }
             }
+            // A period shorter than the current one can be refused (EINVAL) while the old
+            // quota over the new period exceeds a parent's limit: then the quota goes first
+            // and the period after it (runc's order).
+            let mut period_later = None;
             if let Some(v) = c.period() {
-                write(d, "cpu.cfs_period_us", v)?;
+                match write(d, "cpu.cfs_period_us", v) {
+                    Err(e)
+                        if e.errno() == Some(nix::errno::Errno::EINVAL) && c.quota().is_some() =>
+                    {
+                        period_later = Some(v)
+                    }
+                    r => r?,
+                }
             }
             if let Some(v) = c.quota() {
                 write(d, "cpu.cfs_quota_us", v)?;
+            }
+            if let Some(v) = period_later {
+                write(d, "cpu.cfs_period_us", v)?;
             }
             if let Some(v) = c.burst() {
                 write(d, "cpu.cfs_burst_us", v)?;

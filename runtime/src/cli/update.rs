@@ -77,6 +77,16 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
+/// Memory made unlimited takes swap with it unless the same update sets swap (runc): a swap
+/// limit kept from before would sit below the memory limit, which v1 refuses.
+fn unlimited_memory_takes_swap(patch: &mut serde_json::Value) {
+    if let Some(m) = patch.get_mut("memory").and_then(|m| m.as_object_mut()) {
+        if m.get("limit").and_then(|l| l.as_i64()) == Some(-1) && !m.contains_key("swap") {
+            m.insert("swap".into(), (-1).into());
+        }
+    }
+}
+
 fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
     match (base, patch) {
         (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
@@ -116,6 +126,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         let patch: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::msg(format!("--resources: invalid JSON: {e}")))?;
         devices_changed = patch.get("devices").is_some_and(|d| !d.is_null());
+        let mut patch = patch;
+        unlimited_memory_takes_swap(&mut patch);
         merge(&mut current, patch);
     }
     let mut patch = serde_json::json!({});
@@ -171,6 +183,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     if let Some(v) = a.pids_limit {
         set(&["pids", "limit"], v.into());
     }
+    unlimited_memory_takes_swap(&mut patch);
     merge(&mut current, patch);
     let resources: LinuxResources =
         serde_json::from_value(current).map_err(|e| Error::msg(format!("resources: {e}")))?;
