@@ -71,8 +71,9 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &serde_json::Value) -> Resu
     let state = state.to_string();
     for (i, h) in kind.select(hooks).iter().enumerate() {
         run_one(h, &state).map_err(|e| {
+            // runc's words ("error running hook"), which clients and tests match on.
             e.context(format!(
-                "error running {} hook #{i} {}",
+                "error running hook #{i} ({} {})",
                 kind.name(),
                 h.path().display()
             ))
@@ -150,7 +151,7 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
     }
     let how = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
-        (_, Some(s)) => format!("killed by signal {s}"),
+        (_, Some(s)) => format!("killed by signal {s}{}", signal_words(s)),
         _ => "failed".into(),
     };
     let text = text.trim();
@@ -159,6 +160,18 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
     } else {
         format!("{how}, output: {text}")
     }))
+}
+
+/// What a shell (and runc) says of the signals a failing hook most often dies of.
+fn signal_words(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSYS => " (bad system call: a seccomp filter refused it)",
+        libc::SIGKILL => " (killed)",
+        libc::SIGSEGV => " (segmentation fault)",
+        libc::SIGABRT => " (aborted)",
+        libc::SIGTERM => " (terminated)",
+        _ => "",
+    }
 }
 
 fn tempfile() -> Option<std::fs::File> {
