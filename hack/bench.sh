@@ -63,9 +63,23 @@ for entry in "$@"; do
 	$R delete --force s
 	rss=$( { /usr/bin/time -f %M $R run --bundle "$work/bundle" m; } 2>&1 | tail -1)
 	size=$(stat -c %s "$(readlink -f "$bin")")
+	# Wall time per container with N `run`s started at once (median of 3): with 2 cores the
+	# figure falls from 1 to 10, and should stay flat from there unless containers contend.
+	per_container() {
+		local n=$1 t=() t0 t1 i rep
+		for rep in 1 2 3; do
+			t0=$(date +%s%N)
+			for i in $(seq "$n"); do $R run --bundle "$work/bundle" "p$rep-$i" >/dev/null 2>&1 & done
+			wait
+			t1=$(date +%s%N)
+			t+=("$(((t1 - t0) / n / 1000))")
+		done
+		printf '%s\n' "${t[@]}" | sort -n | sed -n 2p | awk '{printf "%.2f", $1 / 1000}'
+	}
+	c1=$(per_container 1) c10=$(per_container 10) c100=$(per_container 100)
 	med() { jq '.results[0].median * 1000' "$work/$name-$1.json"; }
-	printf '{"runtime":"%s","lifecycle_ms":%s,"run_ms":%s,"exec_ms":%s,"peak_rss_kib":%s,"binary_bytes":%s}\n' \
-		"$name" "$(med life)" "$(med run)" "$(med exec)" "$rss" "$size" >>"$results"
+	printf '{"runtime":"%s","lifecycle_ms":%s,"run_ms":%s,"exec_ms":%s,"peak_rss_kib":%s,"binary_bytes":%s,"per_container_ms":{"1":%s,"10":%s,"100":%s}}\n' \
+		"$name" "$(med life)" "$(med run)" "$(med exec)" "$rss" "$size" "$c1" "$c10" "$c100" >>"$results"
 done
 INNER
 unshare -m bash ${BENCH_TRACE:+-x} "$work/inner.sh" "$work" "$runs" "${runtimes[@]}"
@@ -81,6 +95,12 @@ jq -r '
     ($r[] | select(.runtime == "husk") | ["husk/runc", (.lifecycle_ms / $runc.lifecycle_ms | . * 100 | round / 100), (.run_ms / $runc.run_ms | . * 100 | round / 100), (.exec_ms / $runc.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $runc.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $runc.binary_bytes | . * 100 | round / 100)]),
     ($r[] | select(.runtime == "husk") | ["husk/crun", (.lifecycle_ms / $crun.lifecycle_ms | . * 100 | round / 100), (.run_ms / $crun.run_ms | . * 100 | round / 100), (.exec_ms / $crun.exec_ms | . * 100 | round / 100), (.peak_rss_kib / $crun.peak_rss_kib | . * 100 | round / 100), (.binary_bytes / $crun.binary_bytes | . * 100 | round / 100)])
   | @tsv' "$out/$stamp.json" | column -t -s $'\t'
+echo
+echo "ms per container with N \`run\`s at once (median of 3); flat from 10 to 100 = no contention"
+jq -r '["runtime", "N=1", "N=10", "N=100", "100 vs 10"],
+  (.results[] | [.runtime, .per_container_ms["1"], .per_container_ms["10"], .per_container_ms["100"],
+    (.per_container_ms["100"] / .per_container_ms["10"] | . * 100 | round / 100)]) | @tsv' \
+	"$out/$stamp.json" | column -t -s $'\t'
 
 # The shim, per pod: resident and proportional size of each shim serving one `sleep`
 # container, and the latency of a whole `ctr run --rm … true`, beside containerd's Go runc
