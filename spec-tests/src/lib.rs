@@ -393,3 +393,11 @@ pub fn run_idmapped(c: &Ctx) -> Option<String> {
     assert!(out.status.success(), "husk run: {err}");
     Some(stdout(&out))
 }
+
+/// The length of a soak test: HUSK_SOAK, or `default` (CI's short run).
+pub fn soak_rounds(default: usize) -> usize {
+    std::env::var("HUSK_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -255,10 +255,7 @@ fn pod_of_two_containers_on_one_shim(name: &str, handler: &str) {
 /// the count (30 by default, in CI; the figure is 1,000).
 #[test]
 fn a_pod_shim_stays_flat_over_many_containers() {
-    let rounds: usize = std::env::var("HUSK_SOAK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let rounds = spec_tests::soak_rounds(30);
     let c = Containerd::start_cri("soak");
     block_on(async {
         let mut pod = Pod::run(&c, "husk").await;

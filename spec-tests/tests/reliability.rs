@@ -412,14 +412,12 @@ fn a_full_root_gives_one_enospc_line_and_no_residue() {
 /// Soak: container after container through the CLI (create, start, exec, kill, delete) while
 /// what a leak would grow is sampled: the peak RSS of each husk command, the keys held for
 /// root, mounts under the test's directory, and processes, cgroups and state dirs of the
-/// containers (husk's commands are short-lived: what they leak is left on the host). HUSK_SOAK sets the count (100 by default, as in CI;
-/// `HUSK_SOAK=1000 hack/test.sh` runs the figure here and in the shim's soak).
+/// containers (husk's commands are short-lived: what they leak is left on the host).
+/// HUSK_SOAK sets the count (100 by default, as in CI; `HUSK_SOAK=1000 hack/test.sh` runs the
+/// issue's figure here and in the shim's soak).
 #[test]
 fn a_thousand_lifecycles_stay_flat() {
-    let rounds: usize = std::env::var("HUSK_SOAK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let rounds = soak_rounds(100);
     let c = Ctx::new("soak", &["sleep", "1000"]);
     let bundle = c.bundle.dir.to_string_lossy().into_owned();
     let base = c.root.parent().unwrap().to_string_lossy().into_owned();
