@@ -222,4 +222,17 @@ mod tests {
         assert!(parse_bytes("memory", "lots").is_err());
         assert!(parse_bytes("memory", "-5").is_err());
     }
+
+    #[test]
+    fn unlimited_memory_takes_swap_unless_swap_is_given() {
+        let mut p = serde_json::json!({"memory": {"limit": -1}});
+        unlimited_memory_takes_swap(&mut p);
+        assert_eq!(p, serde_json::json!({"memory": {"limit": -1, "swap": -1}}));
+        let mut p = serde_json::json!({"memory": {"limit": -1, "swap": 1000}});
+        unlimited_memory_takes_swap(&mut p);
+        assert_eq!(p["memory"]["swap"], 1000);
+        let mut p = serde_json::json!({"memory": {"limit": 5000}});
+        unlimited_memory_takes_swap(&mut p);
+        assert!(p["memory"].get("swap").is_none());
+    }
 }
