@@ -154,11 +154,59 @@ pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
     let uid = linux.and_then(|l| l.uid_mappings().as_ref());
     let gid = linux.and_then(|l| l.gid_mappings().as_ref());
     if !nix::unistd::geteuid().is_root() {
+        // An unprivileged process may map only itself, once; more takes the setuid helpers
+        // of shadow's uidmap, which check /etc/subuid and /etc/subgid.
+        if !only_self(uid, nix::unistd::geteuid().as_raw())
+            || !only_self(gid, nix::unistd::getegid().as_raw())
+        {
+            helper_map(pid, "newuidmap", "uid", uid)?;
+            return helper_map(pid, "newgidmap", "gid", gid);
+        }
         let p = format!("/proc/{pid}/setgroups");
         std::fs::write(&p, "deny").ctx(|| format!("write deny to {p}"))?;
     }
     write_map(pid, "uid_map", uid)?;
     write_map(pid, "gid_map", gid)
+}
+
+/// Whether a map is one range of size 1 for `id` itself (what an unprivileged user may write).
+fn only_self(map: Option<&Vec<LinuxIdMapping>>, id: u32) -> bool {
+    map.is_some_and(|m| m.len() == 1 && m[0].host_id() == id && m[0].size() == 1)
+}
+
+/// Maps through newuidmap/newgidmap: `helper PID ns host size …`.
+fn helper_map(
+    pid: Pid,
+    helper: &str,
+    field: &str,
+    map: Option<&Vec<LinuxIdMapping>>,
+) -> Result<()> {
+    let map = map
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Error::msg(format!("a user namespace needs linux.{field}Mappings")))?;
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in map {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        Error::io(format!("linux.{field}Mappings: run {helper}"), &e)
+            .with_hint("an unprivileged user mapping more than itself needs shadow's uidmap package (newuidmap, newgidmap)")
+    })?;
+    if !out.status.success() {
+        return Err(Error::msg(format!(
+            "linux.{field}Mappings: {helper} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .with_hint(format!(
+            "the ranges must be granted to this user in /etc/sub{field}"
+        )));
+    }
+    Ok(())
 }
 
 fn write_map(pid: Pid, file: &str, map: Option<&Vec<LinuxIdMapping>>) -> Result<()> {

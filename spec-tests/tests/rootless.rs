@@ -27,8 +27,9 @@ fn as_nobody(c: &Ctx, xdg: &std::path::Path, args: &[&str]) -> std::process::Out
     }
 }
 
-#[test]
-fn an_ordinary_user_runs_a_container() {
+/// A bundle from `spec --rootless`, written by nobody, running `args`; None (the test skips)
+/// where no setpriv can switch user.
+fn rootless_bundle(name: &str, args: &[&str]) -> Option<(Ctx, std::path::PathBuf)> {
     // util-linux's setpriv; the cgroup v2 VM has only busybox's, which cannot switch user.
     let switch = Command::new("setpriv")
         .args([
@@ -40,9 +41,10 @@ fn an_ordinary_user_runs_a_container() {
         ])
         .output();
     if !switch.is_ok_and(|o| o.status.success()) {
-        return eprintln!("skipped: no setpriv that switches user");
+        eprintln!("skipped: no setpriv that switches user");
+        return None;
     }
-    let mut c = Ctx::new("rootless", &["true"]);
+    let mut c = Ctx::new(name, &["true"]);
     let xdg = c.root.parent().unwrap().join("xdg");
     std::fs::create_dir_all(&xdg).unwrap();
     std::os::unix::fs::chown(&xdg, Some(65534), Some(65534)).unwrap();
@@ -56,11 +58,77 @@ fn an_ordinary_user_runs_a_container() {
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(c.bundle.dir.join("config.json")).unwrap()).unwrap();
     config["process"]["terminal"] = json!(false);
-    config["process"]["args"] = json!(["sh", "-c", "cat /proc/self/uid_map; id -u; sleep 100"]);
+    config["process"]["args"] = json!(args);
     config["root"]["path"] = json!("rootfs");
     *c.config() = config;
     c.bundle.write();
+    Some((c, xdg))
+}
 
+/// Several id ranges for an ordinary user: husk hands them to newuidmap/newgidmap, which
+/// check /etc/subuid and /etc/subgid (this test grants nobody a range there for its run).
+#[test]
+fn several_id_ranges_go_through_newuidmap() {
+    if Command::new("newuidmap").output().is_err() {
+        return eprintln!("skipped: no newuidmap (package uidmap)");
+    }
+    let Some((mut c, xdg)) = rootless_bundle(
+        "subids",
+        &["cat", "/proc/self/uid_map", "/proc/self/gid_map"],
+    ) else {
+        return;
+    };
+    let grant = "nobody:300000:1000\n";
+    let _granted: Vec<Granted> = ["/etc/subuid", "/etc/subgid"]
+        .iter()
+        .map(|f| Granted::add(f, grant))
+        .collect();
+    let map = json!([{"containerID": 0, "hostID": 65534, "size": 1},
+                     {"containerID": 1, "hostID": 300000, "size": 1000}]);
+    c.config()["linux"]["uidMappings"] = map.clone();
+    c.config()["linux"]["gidMappings"] = map;
+    c.bundle.write();
+    let out = as_nobody(&c, &xdg, &["run", &c.id.clone()]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(
+        words,
+        ["0", "65534", "1", "1", "300000", "1000", "0", "65534", "1", "1", "300000", "1000"],
+        "{}",
+        stdout(&out)
+    );
+    assert!(!xdg.join("husk").join(&c.id).exists(), "state left");
+}
+
+/// A line added to a file for a test, taken out again when dropped.
+struct Granted {
+    file: &'static str,
+    line: &'static str,
+}
+
+impl Granted {
+    fn add(file: &'static str, line: &'static str) -> Granted {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        std::fs::write(file, format!("{text}{line}")).unwrap();
+        Granted { file, line }
+    }
+}
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        let text = std::fs::read_to_string(self.file).unwrap_or_default();
+        let _ = std::fs::write(self.file, text.replacen(self.line, "", 1));
+    }
+}
+
+#[test]
+fn an_ordinary_user_runs_a_container() {
+    let Some((c, xdg)) = rootless_bundle(
+        "rootless",
+        &["sh", "-c", "cat /proc/self/uid_map; id -u; sleep 100"],
+    ) else {
+        return;
+    };
     let id = c.id.clone();
     let out = as_nobody(&c, &xdg, &["create", &id]);
     assert!(out.status.success(), "create: {}", stderr(&out));
