@@ -169,6 +169,13 @@ pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
     write_map(pid, "gid_map", gid)
 }
 
+/// A map as /proc/PID/uid_map takes it: a line of "inside outside size" per range.
+pub fn map_text(map: &[LinuxIdMapping]) -> String {
+    map.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
 /// Whether a map is one range of size 1 for `id` itself (what an unprivileged user may write).
 fn only_self(map: Option<&Vec<LinuxIdMapping>>, id: u32) -> bool {
     map.is_some_and(|m| m.len() == 1 && m[0].host_id() == id && m[0].size() == 1)
@@ -216,10 +223,7 @@ fn write_map(pid: Pid, file: &str, map: Option<&Vec<LinuxIdMapping>>) -> Result<
             if file == "uid_map" { "uid" } else { "gid" }
         )));
     };
-    let text: String = map
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
+    let text = map_text(map);
     let p = format!("/proc/{pid}/{file}");
     std::fs::write(&p, &text)
         .ctx(|| {

@@ -16,6 +16,7 @@ use nix::unistd::ForkResult;
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 
 use crate::error::{Context, Error, Result};
+use crate::namespaces::map_text;
 use crate::sys;
 
 /// The detached mounts, one slot per entry of `mounts`.
@@ -141,12 +142,6 @@ fn is_bind(m: &Mount) -> bool {
             .iter()
             .flatten()
             .any(|o| o == "bind" || o == "rbind")
-}
-
-fn map_text(map: &[LinuxIdMapping]) -> String {
-    map.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
 }
 
 /// A user namespace with these maps, held by an fd: a child unshares it and waits while we
