@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side start-up benchmark: husk, runc, crun and (with HUSK_BENCH_YOUKI=1) youki on
+# Side-by-side start-up benchmark: husk, runc, crun and youki (HUSK_BENCH_YOUKI=0 leaves it out) on
 # the same busybox bundle, in one private mount namespace, in one run. Prints medians and
 # ratios to runc and crun, and writes target/bench/<date>.json. Not a test: figures vary with
 # the machine; only ratios taken in the same run mean anything.
 #
 #   hack/bench.sh                       # 30 runs per measurement
-#   RUNS=100 HUSK_BENCH_YOUKI=1 hack/bench.sh
+#   RUNS=100 HUSK_BENCH_YOUKI=0 hack/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -14,8 +14,8 @@ ensure_packages busybox-static jq hyperfine runc crun time containerd
 runs=${RUNS:-30}
 
 runtimes=("husk=$repo/target/dist/husk" "runc=$(command -v runc)" "crun=$(command -v crun)")
-# youki is built from crates.io (several minutes on 2 cores): asked for explicitly.
-if [ "${HUSK_BENCH_YOUKI:-0}" = 1 ]; then
+# youki is built from crates.io once (about 2 minutes on 2 cores); HUSK_BENCH_YOUKI=0 skips it.
+if [ "${HUSK_BENCH_YOUKI:-1}" = 1 ]; then
 	if ! command -v youki >/dev/null; then
 		ensure_packages libseccomp-dev libsystemd-dev pkg-config
 		cargo install -q youki --features "v1 v2 systemd seccomp"
