@@ -40,7 +40,7 @@ pub struct Bundle {
     pub config: Value,
 }
 
-/// A private state root and a bundle; the container `id` is deleted on drop.
+/// A private state root and a bundle; every container in the root is deleted on drop.
 pub struct Ctx {
     pub root: PathBuf,
     pub bundle: Bundle,
@@ -221,6 +221,17 @@ impl Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         let _ = self.husk(&["delete", "--force", &self.id]);
+        // Tests that make more containers in this root (ID-suffix) may have failed before
+        // deleting them: whatever is left goes too, so a failed test leaves no cgroup.
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Some(id) = e.file_name().to_str() {
+                let _ = self.husk(&["delete", "--force", id]);
+            }
+        }
         if let Some(base) = self.root.parent() {
             let _ = std::fs::remove_dir_all(base);
         }
