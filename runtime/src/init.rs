@@ -107,8 +107,7 @@ fn hook_state(ctx: &InitContext, status: &str) -> serde_json::Value {
 /// The container's init: the phases of runtime-spec "create", in order.
 fn init(ctx: &InitContext, ch: &Channel) -> Result<()> {
     crate::log::debug("child process in init(): the container's init sets up root and process");
-    let name = std::ffi::CString::new(crate::state::INIT_COMM).expect("no NUL");
-    nix::sys::prctl::set_name(&name).ctx(|| "prctl(PR_SET_NAME)")?;
+    nix::sys::prctl::set_name(crate::state::INIT_COMM).ctx(|| "prctl(PR_SET_NAME)")?;
     let spec = ctx.spec;
     let process = spec
         .process()

@@ -219,7 +219,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The name init carries until it execs (as runc's "runc:[2:INIT]").
-pub const INIT_COMM: &str = "husk:[2:INIT]";
+pub const INIT_COMM: &std::ffi::CStr = c"husk:[2:INIT]";
 
 /// What `/proc/PID/stat` says of a process: whether it lives, and when it started.
 pub fn proc_start_time(pid: Pid) -> Option<(char, u64)> {
@@ -243,7 +243,7 @@ impl State {
     /// Whether init still waits for `start` (it has not exec'd the user's program).
     fn init_waiting(&self) -> bool {
         fs::read_to_string(format!("/proc/{}/comm", self.pid))
-            .is_ok_and(|c| c.trim_end() == INIT_COMM)
+            .is_ok_and(|c| c.trim_end().as_bytes() == INIT_COMM.to_bytes())
     }
 
     pub fn status(&self, dir: &Path) -> Status {
@@ -289,8 +289,6 @@ impl State {
     }
 }
 
-/// Every container id under `root`, sorted. A directory without a state file is a create that
-/// has not finished (or was killed): it is listed with status `creating`.
 /// A container's state read without its lock (writes are atomic, so a reader sees a whole
 /// state): for `list`, which must not wait behind a create or a delete.
 pub fn read_unlocked(root: &Path, id: &str) -> Option<State> {
@@ -298,6 +296,8 @@ pub fn read_unlocked(root: &Path, id: &str) -> Option<State> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Every container id under `root`, sorted. A directory without a state file is a create that
+/// has not finished (or was killed): it is listed with status `creating`.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let rd = match fs::read_dir(root) {
         Ok(rd) => rd,

@@ -377,12 +377,11 @@ pub fn wait_for_stopped(id: &str) -> u32 {
             std::fs::read_to_string(format!("/proc/{p}/comm"))
                 .is_ok_and(|c| c.trim_end() == "husk:stopped")
         };
-        let candidates = processes_of(id, |st| st == 'T' || st == 'S');
-        if let Some(p) = candidates
-            .iter()
-            .find(|p| proc_state(**p) == Some('T') || waiting(p))
+        if let Some(p) = processes_of(id, |st| st == 'T' || st == 'S')
+            .into_iter()
+            .find(|p| proc_state(*p) == Some('T') || waiting(p))
         {
-            return *p;
+            return p;
         }
         assert!(
             std::time::Instant::now() < deadline,

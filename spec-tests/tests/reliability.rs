@@ -163,11 +163,7 @@ fn sigkill_during_start_exec_or_delete_then_delete_force_leaves_nothing() {
                 .unwrap();
             if phase.starts_with("exec child") {
                 // The process stopping is the one husk forked inside the container.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while processes_of(&id, |st| st == 'T').is_empty() {
-                    assert!(Instant::now() < deadline, "{when}: never stopped");
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+                wait_for_stopped(&id);
             } else {
                 wait_stopped(child.id(), &when);
             }

@@ -123,10 +123,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         } else {
             text = std::fs::read_to_string(path).ctx(|| format!("read {}", path.display()))?;
         }
-        let patch: serde_json::Value = serde_json::from_str(&text)
+        let mut patch: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::msg(format!("--resources: invalid JSON: {e}")))?;
         devices_changed = patch.get("devices").is_some_and(|d| !d.is_null());
-        let mut patch = patch;
         unlimited_memory_takes_swap(&mut patch);
         merge(&mut current, patch);
     }

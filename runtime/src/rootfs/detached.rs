@@ -7,6 +7,7 @@
 //! - every bind mount of a container with its own user namespace: its root may not reach a
 //!   source that only the host's root can (a 0700 directory, say).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -15,6 +16,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 
+use super::mounts::is_bind;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::map_text;
 use crate::sys;
@@ -59,12 +61,11 @@ pub fn prepare(spec: &Spec, user_ns: bool) -> Result<Detached> {
             out.push(Some(tree));
             continue;
         };
-        let key = format!("{}|{}", map_text(&uids), map_text(&gids));
-        if !userns.contains_key(&key) {
-            let ns = mapped_userns(&uids, &gids).map_err(at)?;
-            userns.insert(key.clone(), ns);
-        }
-        sys::mount_setattr_idmap(tree.as_fd(), recursive, userns[&key].as_fd())
+        let ns = match userns.entry(format!("{}|{}", map_text(&uids), map_text(&gids))) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(mapped_userns(&uids, &gids).map_err(at)?),
+        };
+        sys::mount_setattr_idmap(tree.as_fd(), recursive, ns.as_fd())
             .ctx(|| format!("id-map {}", source.display()))
             .map_err(|e| match e.errno() {
                 Some(nix::errno::Errno::EINVAL) => e.with_hint(
@@ -136,14 +137,6 @@ fn wanted(spec: &Spec, m: &Mount) -> Result<Option<Mapping>> {
     }))
 }
 
-fn is_bind(m: &Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
-}
-
 /// A user namespace with these maps, held by an fd: a child unshares it and waits while we
 /// write its maps and open it, then exits.
 fn mapped_userns(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
@@ -173,8 +166,8 @@ fn mapped_userns(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Own
         }
         for (file, map) in [("uid_map", uids), ("gid_map", gids)] {
             let p = format!("/proc/{child}/{file}");
-            std::fs::write(&p, map_text(map))
-                .ctx(|| format!("write {p} {:?}", map_text(map).trim_end()))?;
+            let text = map_text(map);
+            std::fs::write(&p, &text).ctx(|| format!("write {p} {:?}", text.trim_end()))?;
         }
         std::fs::File::open(Path::new(&format!("/proc/{child}/ns/user")))
             .map(OwnedFd::from)

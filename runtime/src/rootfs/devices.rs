@@ -1,17 +1,16 @@
 //! `/dev`: the default devices, `linux.devices`, the standard symlinks and `/dev/console`.
 
 use std::fs;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chown, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 
-use super::mounts::{make_mountpoint, secure_join};
+use super::mounts::{fd_path, make_mountpoint, secure_join, Target};
 use crate::error::{Context, Error, Result};
 
 struct Device {
@@ -179,11 +178,8 @@ pub fn mount_console(slave: BorrowedFd, name: &str) -> Result<()> {
     if !console.exists() {
         make_mountpoint(console, true)?;
     }
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let target = openat2(nix::fcntl::AT_FDCWD, console, how).ctx(|| "open /dev/console")?;
-    let st = nix::sys::stat::fstat(&target).ctx(|| "stat /dev/console")?;
+    let target = Target::exact("/dev/console")?;
+    let st = target.stat().ctx(|| "stat /dev/console")?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::msg(format!(
             "/dev/console is not the file husk made for the terminal (mode {:o})",
@@ -192,8 +188,8 @@ pub fn mount_console(slave: BorrowedFd, name: &str) -> Result<()> {
         .with_hint("something replaced it after husk made /dev: refusing to mount on it"));
     }
     mount(
-        Some(format!("/proc/self/fd/{}", slave.as_raw_fd()).as_str()),
-        format!("/proc/self/fd/{}", target.as_raw_fd()).as_str(),
+        Some(&fd_path(slave)),
+        target.path(),
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,

@@ -57,7 +57,7 @@ pub fn parse_options(opts: &[String]) -> Options {
             "atime" => (0, libc::MS_NOATIME),
             "bind" => (libc::MS_BIND, 0),
             "defaults" => (0, 0),
-            // Id-mapped mounts are made before init runs (rootfs::idmap).
+            // Id-mapped mounts are made before init runs (rootfs::detached).
             "idmap" | "ridmap" => (0, 0),
             "dev" => (0, libc::MS_NODEV),
             "diratime" => (0, libc::MS_NODIRATIME),
@@ -208,9 +208,23 @@ pub struct Target {
     path: PathBuf,
 }
 
+/// The magic link through which mount(2) reaches what `fd` has open.
+pub fn fd_path(fd: BorrowedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Whether a mount is a bind (type "bind", or a "bind"/"rbind" option).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 impl Target {
     fn new(fd: OwnedFd) -> Target {
-        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let path = fd_path(fd.as_fd());
         Target { fd, path }
     }
 
@@ -240,15 +254,21 @@ impl Target {
         }
     }
 
+    /// Opens `path` inside the root we are in, following no symlink on the way and opening
+    /// a final one as itself: for files husk made, which the caller then checks by type.
+    pub fn exact(path: &str) -> Result<Target> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        openat2(nix::fcntl::AT_FDCWD, path, how)
+            .map(Target::new)
+            .ctx(|| format!("open {path}"))
+    }
+
     /// The container's /dev/null, checked to be the null device (1:3) and not a symlink:
     /// binding whatever sat there over masked paths would unmask them (CVE-2025-31133).
     pub fn dev_null() -> Result<Target> {
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        let t = openat2(nix::fcntl::AT_FDCWD, "/dev/null", how)
-            .map(Target::new)
-            .ctx(|| "open /dev/null")?;
+        let t = Target::exact("/dev/null")?;
         let st = t.stat().ctx(|| "/dev/null")?;
         let chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
         if !chr || st.st_rdev != nix::sys::stat::makedev(1, 3) {
