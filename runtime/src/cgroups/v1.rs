@@ -313,10 +313,13 @@ pub fn stats(pl: &super::Placement) -> serde_json::Value {
 
 /// The kernel's count of OOM kills in this cgroup (memory.oom_control's oom_kill).
 pub fn oom_kills(pl: &super::Placement) -> u64 {
-    pl.v1_dir("memory").map_or(0, |d| {
-        super::flat_keyed(d, "memory.oom_control")
-            .get("oom_kill")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
-    })
+    pl.v1_dir("memory").map_or(0, oom_kill_count)
+}
+
+/// memory.oom_control's oom_kill in a memory cgroup directory.
+pub fn oom_kill_count(dir: &Path) -> u64 {
+    super::flat_keyed(dir, "memory.oom_control")
+        .get("oom_kill")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
 }

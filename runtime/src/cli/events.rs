@@ -61,6 +61,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         return Ok(0);
     }
     let mut ooms = c.state.cgroup.oom_kills();
+    let mut watch = c.state.cgroup.oom_watch();
     drop(c);
     let tick = interval.min(Duration::from_millis(100));
     let mut next_stats = Instant::now();
@@ -70,9 +71,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             return Ok(0);
         };
         // An OOM kill may be what stopped the container: report it before leaving.
-        let now_ooms = c.state.cgroup.oom_kills();
-        if now_ooms > ooms {
-            ooms = now_ooms;
+        let now = c.state.cgroup.oom_kills();
+        let new = match &mut watch {
+            Some(w) => w.take(now),
+            None => {
+                let new = now.saturating_sub(ooms);
+                ooms = ooms.max(now);
+                new
+            }
+        };
+        for _ in 0..new.min(100) {
             let _ = writeln!(out, "{}", event("oom", &a.id, None));
         }
         if c.status() == Status::Stopped {
@@ -91,7 +99,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         if out.flush().is_err() {
             return Ok(0);
         }
-        std::thread::sleep(tick);
+        match &mut watch {
+            Some(w) => w.wait(tick),
+            None => std::thread::sleep(tick),
+        }
     }
 }
 
