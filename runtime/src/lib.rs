@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod dbus;
 pub mod error;
 pub mod foreground;
 pub mod hooks;

@@ -149,6 +149,12 @@ fn check_kind(f: &File, t: LinuxNamespaceType, path: &std::path::Path) -> Result
 
 /// Writes the uid and gid maps of a process that has just created a user namespace.
 /// An unprivileged runtime must deny setgroups first (user_namespaces(7)).
+/// Whether this process runs in a user namespace other than the initial one.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     let uid = linux.and_then(|l| l.uid_mappings().as_ref());

@@ -497,3 +497,11 @@ pub fn kill_raw(pid: nix::unistd::Pid, signo: i32) -> nix::Result<()> {
     // SAFETY: kill takes only integers.
     Errno::result(unsafe { libc::kill(pid.as_raw(), signo) }).map(drop)
 }
+
+/// Bytes written to a Unix stream socket that its peer has not read yet (SIOCOUTQ).
+pub fn unread_by_peer(fd: BorrowedFd) -> nix::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int, which we own for the duration of the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
+    Ok(n.max(0) as usize)
+}

@@ -5,6 +5,7 @@
 //! commands never re-derive them from a host whose mounts may have changed.
 
 pub mod devices;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -44,6 +45,9 @@ pub struct Placement {
     /// Directories husk made, in creation order; `delete` removes these and nothing else.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// With the systemd driver, the scope that owns the cgroup (systemd makes and removes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 /// A cgroup mount as `/proc/self/mountinfo` describes it.
@@ -182,9 +186,13 @@ impl Placement {
     /// `linux.resources`), before any process is placed there. `journal` is given the
     /// directories about to be made before any is: a crash from then on leaves a record that
     /// `delete --force` cleans up from.
+    ///
+    /// With the systemd driver nothing is made yet: systemd makes the scope when it is given
+    /// the container's first process (`join_init`).
     pub fn create(
         spec: &Spec,
         id: &str,
+        use_systemd: bool,
         journal: impl FnOnce(&Placement) -> Result<()>,
     ) -> Result<Placement> {
         let mounts = mounts()?;
@@ -199,6 +207,18 @@ impl Placement {
                     .with_hint("mount cgroup2 on /sys/fs/cgroup"))
             }
         };
+        let rootless = !nix::unistd::geteuid().is_root();
+        // In a user namespace (rootless podman) the system's manager is out of reach too.
+        let user = rootless || crate::namespaces::in_user_namespace();
+        let unit = if use_systemd && !(user && layout != Layout::Unified) {
+            // A user's manager can delegate only on v2: elsewhere rootless goes without cgroups.
+            Some(systemd::Unit::from_spec(spec, id, user)?)
+        } else {
+            if use_systemd {
+                crate::log::warn("--systemd-cgroup: a user's systemd can delegate only on cgroup v2; using cgroupfs");
+            }
+            None
+        };
         let mut targets = Vec::new();
         for m in &mounts {
             let key = m.controllers.clone().unwrap_or_default();
@@ -206,7 +226,23 @@ impl Placement {
                 .iter()
                 .find(|(k, _)| *k == key)
                 .map_or("/", |(_, p)| p.as_str());
-            targets.push((m, host_dir(m, &wanted_path(spec, id, own_path)?)));
+            let path = match &unit {
+                Some(u) => u.cgroup_path(),
+                None => wanted_path(spec, id, own_path)?,
+            };
+            targets.push((m, host_dir(m, &path)));
+        }
+        if let Some(unit) = unit {
+            systemd::check(&unit)?;
+            // Only the unit: its directories are known, and the container's, once systemd
+            // has started the scope for it (another container may hold the name).
+            let planned = Placement {
+                layout,
+                systemd: Some(unit),
+                ..Default::default()
+            };
+            journal(&planned)?;
+            return Ok(planned);
         }
         let mut planned = Placement {
             layout,
@@ -230,7 +266,6 @@ impl Placement {
             layout,
             ..Default::default()
         };
-        let rootless = !nix::unistd::geteuid().is_root();
         let mut denied = Vec::new();
         let result = (|| -> Result<()> {
             for (m, dir) in targets {
@@ -280,19 +315,7 @@ impl Placement {
                 return Err(Error::msg("container's cgroup unexpectedly frozen")
                     .with_hint("thaw it (freezer.state THAWED or cgroup.freeze 0) or use another cgroupsPath"));
             }
-            if let (Some(dir), false) = (pl.v1_dir("devices"), rootless) {
-                devices::apply_v1(dir, spec)?;
-            }
-            if let (Layout::Unified, Some(dir), false) = (pl.layout, &pl.v2, rootless) {
-                devices::apply_v2(dir, spec)?;
-            }
-            if let (Layout::Unified, Some(dir), Some(m)) = (pl.layout, &pl.v2, unified) {
-                v2::enable_controllers(&m.mountpoint, dir)?;
-            }
-            if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-                pl.apply(r)?;
-            }
-            Ok(())
+            pl.configure(spec, unified.map(|m| m.mountpoint.as_path()), rootless)
         })();
         match result {
             Ok(()) => Ok(pl),
@@ -301,6 +324,86 @@ impl Placement {
                 Err(e)
             }
         }
+    }
+
+    /// Device rules, controllers for the leaf, and the resource limits.
+    fn configure(&self, spec: &Spec, unified_mount: Option<&Path>, rootless: bool) -> Result<()> {
+        if let (Some(dir), false) = (self.v1_dir("devices"), rootless) {
+            devices::apply_v1(dir, spec)?;
+        }
+        if let (Layout::Unified, Some(dir), false) = (self.layout, &self.v2, rootless) {
+            devices::apply_v2(dir, spec)?;
+        }
+        if let (Layout::Unified, Some(dir), Some(m)) = (self.layout, &self.v2, unified_mount) {
+            v2::enable_controllers(m, dir)?;
+        }
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            self.apply(r)?;
+        }
+        Ok(())
+    }
+
+    /// Places the container's first process. With the systemd driver this is when the scope
+    /// is started, with the process in it, and then set up as `create` sets up a cgroupfs one.
+    pub fn join_init(&mut self, pid: Pid, spec: &Spec) -> Result<()> {
+        let Some(unit) = self.systemd.clone() else {
+            return self.add(pid);
+        };
+        let cgroup = systemd::start(&unit, pid, spec, self.layout)?;
+        let mounts = mounts()?;
+        self.set_dirs(&mounts, &cgroup);
+        // systemd makes the scope only in the hierarchies it manages (all of v2; on v1 those
+        // its accounting properties name): the other controllers' directories are husk's.
+        for dir in self
+            .v1
+            .iter()
+            .map(|(_, d)| d.clone())
+            .chain(self.v2.clone())
+            .collect::<Vec<_>>()
+        {
+            self.mkdir_all(&dir)?;
+        }
+        for (c, dir) in &self.v1 {
+            if c.split(',').any(|x| x == "cpuset") {
+                let m = mounts.iter().find(|m| m.controllers.as_deref() == Some(c));
+                if let Some(m) = m {
+                    v1::inherit_cpuset(&m.mountpoint, dir)?;
+                }
+            }
+        }
+        self.add(pid)?;
+        let unified = mounts.iter().find(|m| m.controllers.is_none());
+        self.configure(spec, unified.map(|m| m.mountpoint.as_path()), false)
+    }
+
+    fn set_dirs(&mut self, mounts: &[Mount], cgroup: &str) {
+        self.v1.clear();
+        self.v2 = None;
+        for m in mounts {
+            let dir = host_dir(m, cgroup);
+            match &m.controllers {
+                Some(c) => self.v1.push((c.clone(), dir)),
+                None => self.v2 = Some(dir),
+            }
+        }
+    }
+
+    /// What init is to see of its cgroups (to mount them in the container): with the systemd
+    /// driver, the directories the system manager will give the scope.
+    pub fn expected(&self) -> Result<Placement> {
+        let mut p = self.clone();
+        if let Some(u) = self.systemd.as_ref().filter(|u| !u.user) {
+            p.set_dirs(&mounts()?, &u.cgroup_path());
+        }
+        Ok(p)
+    }
+
+    /// `update`: new limits, told to systemd too when it owns the cgroup.
+    pub fn update(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            systemd::update(unit, r, self.layout)?;
+        }
+        self.apply(r)
     }
 
     fn mkdir_all(&mut self, dir: &Path) -> Result<()> {
@@ -407,6 +510,12 @@ impl Placement {
                         "adding pid {pid} to {}: no such file or directory",
                         f.display()
                     ))
+                } else if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                    // v2's no-internal-process rule: the parent holds processes (typically
+                    // the caller's own cgroup, under a relative cgroupsPath).
+                    Error::io(format!("adding pid {pid} to {}", f.display()), &e).with_hint(
+                        "cgroup v2 puts no process below a cgroup that has processes itself: give linux.cgroupsPath an absolute path outside the caller's cgroup, or use --systemd-cgroup",
+                    )
                 } else {
                     Error::io(format!("adding pid {pid} to {}", f.display()), &e)
                 });
@@ -420,6 +529,15 @@ impl Placement {
         match (self.layout, &self.v2) {
             (Layout::Unified, Some(d)) => v2::stats(d),
             _ => v1::stats(self),
+        }
+    }
+
+    /// A watch that wakes at the container's OOM kills (None without a memory cgroup).
+    pub fn oom_watch(&self) -> Option<OomWatch> {
+        let last = self.oom_kills();
+        match (self.layout, &self.v2) {
+            (Layout::Unified, Some(d)) => OomWatch::v2(d, last),
+            _ => OomWatch::v1(self.v1_dir("memory")?, last),
         }
     }
 
@@ -508,10 +626,24 @@ impl Placement {
             .map(|(_, d)| d.as_path())
             .chain(self.v2.as_deref())
             .collect();
-        for dir in self.created.iter().rev() {
+        // systemd removes the scope's cgroups when it stops the scope; the ones husk made in
+        // hierarchies systemd leaves alone, and any it made below the scope, go below.
+        let mut dirs: Vec<&Path> = self.created.iter().map(PathBuf::as_path).collect();
+        if let Some(unit) = &self.systemd {
+            if let Err(e) = systemd::stop(unit) {
+                crate::log::warn(&e.to_string());
+            }
+            for l in &leaves {
+                if !dirs.contains(l) {
+                    dirs.push(l);
+                }
+            }
+        }
+        for dir in dirs.iter().rev() {
+            let dir = *dir;
             // A parent made for this container may hold other containers' cgroups by now: it
             // goes only if empty. The container's own cgroups go with whatever was made inside.
-            if !leaves.contains(&dir.as_path()) {
+            if !leaves.contains(&dir) {
                 let _ = fs::remove_dir(dir);
                 continue;
             }
@@ -530,6 +662,112 @@ impl Placement {
                 }
             }
         }
+    }
+}
+
+/// The kernel's notice of OOM kills in a memory cgroup: v2 touches memory.events (inotify),
+/// v1 signals an eventfd registered for memory.oom_control. Waking at once matters: systemd
+/// removes a scope's cgroup as soon as its last process is gone, which an OOM kill may cause,
+/// and the count goes with it.
+pub struct OomWatch {
+    fd: OomFd,
+    /// v1: memory.oom_control, held open while the eventfd is registered for it.
+    _control: Option<fs::File>,
+    dir: PathBuf,
+    /// The count seen so far, and kills seen but not yet taken.
+    last: u64,
+    pending: u64,
+}
+
+enum OomFd {
+    Inotify(nix::sys::inotify::Inotify),
+    EventFd(nix::sys::eventfd::EventFd),
+}
+
+impl OomWatch {
+    fn v2(dir: &Path, last: u64) -> Option<OomWatch> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        ino.add_watch(&dir.join("memory.events"), AddWatchFlags::IN_MODIFY)
+            .ok()?;
+        Some(OomWatch {
+            fd: OomFd::Inotify(ino),
+            _control: None,
+            dir: dir.to_path_buf(),
+            last,
+            pending: 0,
+        })
+    }
+
+    fn v1(dir: &Path, last: u64) -> Option<OomWatch> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        use std::os::fd::AsRawFd;
+        let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok()?;
+        let control = fs::File::open(dir.join("memory.oom_control")).ok()?;
+        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+        fs::write(dir.join("cgroup.event_control"), line).ok()?;
+        Some(OomWatch {
+            fd: OomFd::EventFd(efd),
+            _control: Some(control),
+            dir: dir.to_path_buf(),
+            last,
+            pending: 0,
+        })
+    }
+
+    fn count(&self) -> u64 {
+        match self.fd {
+            OomFd::Inotify(_) => v2::oom_kills(&self.dir),
+            OomFd::EventFd(_) => v1::oom_kill_count(&self.dir),
+        }
+    }
+
+    /// Counts kills the cgroup reports now (a wake-up may have been missed).
+    fn observe(&mut self, n: u64) {
+        if n > self.last {
+            self.pending += n - self.last;
+            self.last = n;
+        }
+    }
+
+    /// Waits up to `timeout` for the kernel's notice, reading the count at once on one.
+    pub fn wait(&mut self, timeout: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let fd = match &self.fd {
+            OomFd::Inotify(i) => i.as_fd(),
+            OomFd::EventFd(e) => e.as_fd(),
+        };
+        if !poll(
+            &mut [PollFd::new(fd, PollFlags::POLLIN)],
+            PollTimeout::from(ms),
+        )
+        .is_ok_and(|n| n > 0)
+        {
+            return;
+        }
+        let n = self.count();
+        match &self.fd {
+            OomFd::Inotify(i) => {
+                let _ = i.read_events();
+                self.observe(n);
+            }
+            OomFd::EventFd(e) => {
+                let _ = e.read();
+                // v1 notifies when the cgroup goes away too; a notice while it is still there
+                // is an OOM, even if the kill is not counted yet.
+                if self.dir.exists() {
+                    self.observe(n.max(self.last + 1));
+                }
+            }
+        }
+    }
+
+    /// The kills seen since the last call, given the count the cgroup shows now.
+    pub fn take(&mut self, now: u64) -> u64 {
+        self.observe(now);
+        std::mem::take(&mut self.pending)
     }
 }
 

@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn options(&self, console: Option<Console>) -> CreateOptions {
+    pub fn options(&self, g: &Global, console: Option<Console>) -> CreateOptions {
         CreateOptions {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
@@ -37,11 +37,12 @@ impl Args {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup: g.systemd_cgroup,
         }
     }
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    container::create(&g.root, a.options(None))?;
+    container::create(&g.root, a.options(g, None))?;
     Ok(0)
 }

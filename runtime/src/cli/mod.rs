@@ -303,11 +303,6 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
-    if g.systemd_cgroup {
-        crate::log::warn(
-            "--systemd-cgroup: the systemd driver is not implemented yet; using cgroupfs",
-        );
-    }
     match c {
         Command::Create(a) => (format!("create {}", a.id), create::run(g, a)),
         Command::Start(a) => (format!("start {}", a.id), start::run(g, a)),

@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let id = a.create.id.clone();
     if a.detach {
-        container::create(&g.root, a.create.options(None))?;
+        container::create(&g.root, a.create.options(g, None))?;
         return container::start(&g.root, &id).map(|_| 0);
     }
     let signals = crate::foreground::block_signals()?;
@@ -37,7 +37,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else {
         (None, None)
     };
-    let st = container::create(&g.root, a.create.options(console))?;
+    let st = container::create(&g.root, a.create.options(g, console))?;
     let pty = match ours {
         Some(s) => Some(crate::console::recv_fd(s.as_raw_fd())?),
         None => None,

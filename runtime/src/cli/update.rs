@@ -187,7 +187,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let resources: LinuxResources =
         serde_json::from_value(current).map_err(|e| Error::msg(format!("resources: {e}")))?;
     // The merged set is written whole, so the cgroup matches what the container keeps.
-    c.state.cgroup.apply(&resources)?;
+    c.state.cgroup.update(&resources)?;
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_resources(Some(resources));
     spec.set_linux(Some(linux));

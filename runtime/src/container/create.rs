@@ -36,6 +36,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// `--systemd-cgroup`: the cgroup is a systemd scope.
+    pub systemd_cgroup: bool,
 }
 
 /// What a failed create must undo, undone on drop unless the create succeeded.
@@ -98,8 +100,12 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     let dir = undo.dir.insert(dir);
     phase("save config", || save_config(dir, &spec))?;
     let placement = phase("create cgroup", || {
-        Placement::create(&spec, &o.id, |planned| dir.save_cgroup(planned))
+        Placement::create(&spec, &o.id, o.systemd_cgroup, |planned| {
+            dir.save_cgroup(planned)
+        })
     })?;
+    // init's copy: the directories it mounts in the container, settled by now.
+    let init_placement = placement.expected()?;
     let placement = undo.placement.insert(placement);
     let fifo = phase("make exec fifo", || make_exec_fifo(&dir.exec_fifo()))?;
     let console = phase("connect console socket", || match o.console {
@@ -118,7 +124,7 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         bundle: bundle.clone(),
         rootfs: rootfs.clone(),
         plan,
-        placement,
+        placement: &init_placement,
         fifo,
         console,
         no_pivot: o.no_pivot,
@@ -140,17 +146,10 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     drop(child);
     undo.pids.push(intermediate);
 
-    let oom = |e: Error| {
-        if placement.oom_kills() > 0 {
-            e.with_hint("the OOM killer killed the container's init: linux.resources.memory.limit is too low")
-        } else {
-            e
-        }
-    };
     // Every step with the container's processes alive: one of them dying mid-create closes the
     // sync channel, and the OOM killer is the usual cause.
     let started = (|| -> Result<(Pid, u64, State)> {
-        phase("join cgroup", || placement.add(intermediate))?;
+        phase("join cgroup", || placement.join_init(intermediate, &spec))?;
         if let Some(score) = process.oom_score_adj() {
             phase("set oom_score_adj", || {
                 process::set_oom_score_adj(intermediate, score)
@@ -224,6 +223,13 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         })?;
         Ok((pid, pid_start, st))
     })();
+    let oom = |e: Error| {
+        if placement.oom_kills() > 0 {
+            e.with_hint("the OOM killer killed the container's init: linux.resources.memory.limit is too low")
+        } else {
+            e
+        }
+    };
     let (pid, pid_start, mut st) = started.map_err(oom)?;
 
     // The init may have been reparented and restarted its clock: take its start time again.
