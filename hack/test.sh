@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests, spec-tests (real containers, and the shim
-# behind a private containerd), the spec-tests again in a cgroup v2 VM (hack/vm.sh; HUSK_VM=0
-# skips it) and runc's bats suite against its expected-pass list (hack/conformance.sh;
-# HUSK_CONFORMANCE=0 skips it).
+# behind a private containerd), the spec-tests again in a cgroup v2 VM and the systemd-driver
+# tests under systemd in VMs (hack/vm.sh; HUSK_VM=0 skips them), and runc's bats suite
+# against its expected-pass list (hack/conformance.sh; HUSK_CONFORMANCE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -26,8 +26,11 @@ cargo test --workspace -q -- --test-threads=2
 hack/residue.sh check "$residue"
 
 # The same spec-tests on a pure cgroup v2 host (a QEMU VM): most hosts are v2, this one is not.
+# Then systemd as PID 1, v2 and hybrid, for the systemd cgroup driver (no systemd runs here).
 if [ "${HUSK_VM:-1}" = 1 ]; then
 	hack/vm.sh
+	hack/vm.sh --systemd
+	hack/vm.sh --systemd-v1
 fi
 
 if [ "${HUSK_CONFORMANCE:-1}" = 1 ]; then

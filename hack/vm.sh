@@ -6,14 +6,16 @@
 #
 #   hack/vm.sh               # build, boot, run every test file; non-zero if one fails
 #   hack/vm.sh FILTER        # only tests whose name contains FILTER (libtest's filter)
+#   hack/vm.sh --systemd     # systemd as PID 1 (cgroup v2): the systemd-driver tests
+#   hack/vm.sh --systemd-v1  # the same with systemd's v1/v2 hybrid layout
 #   HUSK_VM_TIMEOUT=30m HUSK_VM_FILE_TIMEOUT=600 HUSK_VM_THREADS=2 hack/vm.sh
 #
 # HUSK_VM_TIMEOUT bounds the whole VM (20m), HUSK_VM_FILE_TIMEOUT each test binary in it
 # (300 s), HUSK_VM_THREADS is libtest's --test-threads (1: output in order).
 #
-# The console goes to target/vm/console.log. QEMU runs with TCG: KVM hangs on some of the
-# machines this runs on; TCG works everywhere and is quick enough (the VM runs about 1.5 min on
-# 2 cores).
+# The console goes to target/vm/console-MODE.log (MODE: plain, systemd, systemd-v1). QEMU runs
+# with TCG: KVM hangs on some of the machines this runs on; TCG works everywhere and is quick
+# enough (the plain VM runs about 1.5 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -21,6 +23,11 @@ repo=$PWD
 . hack/lib.sh
 # linux-libc-dev: seccomp.rs reads the syscall list from its unistd_64.h.
 ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq
+mode=plain
+case ${1:-} in
+--systemd) mode=systemd && shift ;;
+--systemd-v1) mode=systemd-v1 && shift ;;
+esac
 filter=${1:-}
 vm=$repo/target/vm
 mkdir -p "$vm"
@@ -56,15 +63,20 @@ tests=$(cargo test -q -p spec-tests --no-run --target "$host" --message-format=j
 unset RUSTFLAGS
 
 # 3. The initramfs: busybox, husk, the tests and the files they read, and /init.
-stage=$vm/initramfs
+stage=$vm/initramfs-$mode
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/etc" "$stage/husk/tests" "$stage/usr/include/x86_64-linux-gnu/asm"
 cp /bin/busybox "$stage/bin/busybox"
 cp "target/$host/release/husk" "$stage/husk/husk"
 names=()
 while read -r name exe; do
-	case $name in
-	shim | cri) continue ;; # containerd is not in the VM
+	case $mode:$name in
+	*:shim | *:cri) continue ;; # containerd is not in the VM
+	# Under systemd, its driver's tests. (The others give bundles no cgroupsPath, so their
+	# cgroups go below the runner's own, which v2 refuses below a systemd service that has
+	# processes: they need the plain VM, where the runner is in the root cgroup.)
+	plain:* | *:systemd) ;;
+	*) continue ;;
 	esac
 	cp "$exe" "$stage/husk/tests/$name"
 	names+=("$name")
@@ -82,19 +94,58 @@ printf '%s\n' "$filter" >"$stage/husk/filter"
 echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"
 echo "${HUSK_VM_FILE_TIMEOUT:-300}" >"$stage/husk/limit"
 install -m 0755 hack/vm/init "$stage/init"
-(cd "$stage" && find . -mindepth 1 | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$vm/initrd.gz"
+install -m 0755 hack/vm/run-tests "$stage/husk/run-tests"
+append="console=ttyS0 quiet panic=-1"
+if [ "$mode" = plain ]; then
+	append+=" cgroup_no_v1=all"
+else
+	# This machine's systemd, its systemctl (for the tests to check units with) and the
+	# libraries they load, at the paths the loader looks in; its unit files; and one unit of
+	# ours that runs the tests. systemd.unit= makes it the only thing systemd starts.
+	ensure_packages systemd
+	for bin in /lib/systemd/systemd /bin/systemctl; do
+		for f in $bin $(ldd $bin | grep -o '/[^ ]*'); do
+			mkdir -p "$stage$(dirname "$f")"
+			cp -L "$f" "$stage$f"
+		done
+	done
+	mkdir -p "$stage/usr/lib/systemd" "$stage/etc/systemd/system"
+	cp -a /usr/lib/systemd/system "$stage/usr/lib/systemd/"
+	cp /etc/os-release "$stage/etc/"
+	: >"$stage/etc/machine-id"
+	: >"$stage/husk/systemd"
+	cat >"$stage/etc/systemd/system/husk-tests.service" <<-EOF
+		[Unit]
+		Description=husk spec-tests
+		DefaultDependencies=no
+		[Service]
+		Type=oneshot
+		TimeoutStartSec=infinity
+		Environment=HUSK_EXPECT_SYSTEMD=1
+		ExecStart=/husk/run-tests
+		StandardOutput=tty
+		StandardError=tty
+		TTYPath=/dev/console
+	EOF
+	append+=" systemd.unit=husk-tests.service systemd.show_status=error"
+	if [ "$mode" = systemd-v1 ]; then
+		append+=" systemd.unified_cgroup_hierarchy=0"
+	fi
+fi
+append+=" ${HUSK_VM_APPEND:-}"
+(cd "$stage" && find . -mindepth 1 | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$vm/initrd-$mode.gz"
 
 # 4. Boot. The kernel prints little (quiet); /init prints the tests' output and a line per
 # binary: "husk-vm: end NAME status=N". panic=-1 and -no-reboot turn a crash of /init into
 # QEMU exiting rather than hanging until the time-out.
-log=$vm/console.log
-echo "booting $(basename "$vmlinuz") with ${#names[@]} test binaries; console: $log"
+log=$vm/console-$mode.log
+echo "booting $(basename "$vmlinuz") ($mode) with ${#names[@]} test binaries; console: $log"
 start=$(date +%s)
 set +e
 # sed: the BIOS's terminal resets and the serial line's CRs would reach the terminal and log.
 timeout -k 10 "${HUSK_VM_TIMEOUT:-20m}" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 \
-	-nographic -no-reboot -nic none -kernel "$vmlinuz" -initrd "$vm/initrd.gz" \
-	-append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all" </dev/null |
+	-nographic -no-reboot -nic none -kernel "$vmlinuz" -initrd "$vm/initrd-$mode.gz" \
+	-append "$append" </dev/null |
 	sed -u 's/\r$//; s/\x1bc//g; s/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$log"
 qemu_status=${PIPESTATUS[0]}
 set -e
