@@ -162,6 +162,14 @@ fn arch_table(a: Arch) -> Option<ArchTable> {
             table: syscalls::X32,
             wide: true,
         }),
+        Arch::ScmpArchAarch64 => Some(ArchTable {
+            table: syscalls::AARCH64,
+            wide: true,
+        }),
+        Arch::ScmpArchArm => Some(ArchTable {
+            table: syscalls::ARM,
+            wide: false,
+        }),
         _ => None,
     }
 }
@@ -508,13 +516,73 @@ mod tests {
 
     #[test]
     fn tables_are_sorted_and_know_common_syscalls() {
-        for t in [syscalls::X86_64, syscalls::X86, syscalls::X32] {
+        for t in [
+            syscalls::X86_64,
+            syscalls::X86,
+            syscalls::X32,
+            syscalls::AARCH64,
+            syscalls::ARM,
+        ] {
             assert!(t.windows(2).all(|w| w[0].0 < w[1].0));
         }
         assert_eq!(lookup(syscalls::X86_64, "read"), Some(0));
         assert_eq!(lookup(syscalls::X86_64, "mkdir"), Some(83));
         assert_eq!(lookup(syscalls::X86, "mkdir"), Some(39));
         assert_eq!(lookup(syscalls::X86_64, "no_such_call"), None);
+    }
+
+    /// Spot checks against libseccomp's tables, so a generator slip (a missed __ARCH_WANT, OABI
+    /// numbering) shows up here rather than as a container that cannot start.
+    #[test]
+    fn arm_tables_match_libseccomp() {
+        let aarch64 = [
+            ("openat", 56),
+            ("read", 63),
+            ("write", 64),
+            ("clone", 220),
+            ("clone3", 435),
+            ("mkdirat", 34),
+            ("unshare", 97),
+            ("fcntl", 25),
+            ("mmap", 222),
+            ("newfstatat", 79),
+            ("renameat", 38),
+            ("getrlimit", 163),
+            ("memfd_secret", 447),
+            ("io_getevents", 4),
+        ];
+        for (name, nr) in aarch64 {
+            assert_eq!(lookup(syscalls::AARCH64, name), Some(nr), "aarch64 {name}");
+        }
+        // asm-generic has no legacy path calls, and no time64 variants on a 64-bit long.
+        for name in [
+            "open",
+            "mkdir",
+            "fork",
+            "stat",
+            "clock_gettime64",
+            "arch_specific_syscall",
+        ] {
+            assert_eq!(lookup(syscalls::AARCH64, name), None, "aarch64 {name}");
+        }
+        let arm = [
+            ("read", 3),
+            ("open", 5),
+            ("clone", 120),
+            ("exit", 1),
+            ("mkdir", 39),
+            ("openat", 322),
+            ("clone3", 435),
+            ("clock_gettime64", 403),
+            ("arm_fadvise64_64", 270),
+            ("cacheflush", 0x0f0002),
+            ("set_tls", 0x0f0005),
+        ];
+        for (name, nr) in arm {
+            assert_eq!(lookup(syscalls::ARM, name), Some(nr), "arm {name}");
+        }
+        // OABI-only calls are not in the EABI table.
+        assert_eq!(lookup(syscalls::ARM, "time"), None);
     }
 
     #[test]
