@@ -28,7 +28,10 @@ const RET_ALLOW: u32 = 0x7fff_0000;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const ARM_NR_BASE: u32 = 0x000f_0000;
 
 const LD_W_ABS: u16 = 0x20;
 const JEQ_K: u16 = 0x15;
@@ -142,37 +145,82 @@ fn action_ret(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
     }
 }
 
-struct ArchTable {
+/// A syscall ABI a filter can have a section for.
+struct Abi {
+    arch: Arch,
+    /// seccomp_data.arch of its calls; x32's come in as x86-64's with X32_SYSCALL_BIT set.
+    audit: u32,
     table: &'static [(&'static str, u32)],
     /// 32-bit ABIs pass 32-bit arguments: only the low words are compared.
     wide: bool,
+    /// Numbers from here up are the architecture's own calls, not ones newer than the table.
+    private_from: Option<u32>,
 }
 
-fn arch_table(a: Arch) -> Option<ArchTable> {
-    match a {
-        Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Some(ArchTable {
-            table: syscalls::X86_64,
-            wide: true,
-        }),
-        Arch::ScmpArchX86 => Some(ArchTable {
-            table: syscalls::X86,
-            wide: false,
-        }),
-        Arch::ScmpArchX32 => Some(ArchTable {
-            table: syscalls::X32,
-            wide: true,
-        }),
-        Arch::ScmpArchAarch64 => Some(ArchTable {
-            table: syscalls::AARCH64,
-            wide: true,
-        }),
-        Arch::ScmpArchArm => Some(ArchTable {
-            table: syscalls::ARM,
-            wide: false,
-        }),
-        _ => None,
+const ABI_X86_64: Abi = Abi {
+    arch: Arch::ScmpArchX86_64,
+    audit: AUDIT_ARCH_X86_64,
+    table: syscalls::X86_64,
+    wide: true,
+    private_from: None,
+};
+const ABI_X86: Abi = Abi {
+    arch: Arch::ScmpArchX86,
+    audit: AUDIT_ARCH_I386,
+    table: syscalls::X86,
+    wide: false,
+    private_from: None,
+};
+const ABI_X32: Abi = Abi {
+    arch: Arch::ScmpArchX32,
+    audit: AUDIT_ARCH_X86_64,
+    table: syscalls::X32,
+    wide: true,
+    private_from: None,
+};
+const ABI_AARCH64: Abi = Abi {
+    arch: Arch::ScmpArchAarch64,
+    audit: AUDIT_ARCH_AARCH64,
+    table: syscalls::AARCH64,
+    wide: true,
+    private_from: None,
+};
+const ABI_ARM: Abi = Abi {
+    arch: Arch::ScmpArchArm,
+    audit: AUDIT_ARCH_ARM,
+    table: syscalls::ARM,
+    wide: false,
+    private_from: Some(ARM_NR_BASE),
+};
+
+/// A kernel husk runs on. Its filter has sections only for the ABIs that kernel runs:
+/// architectures it cannot run are irrelevant to the filter (as libseccomp).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Machine {
+    X86_64,
+    Aarch64,
+}
+
+impl Machine {
+    /// Native first: SCMP_ARCH_NATIVE, and a profile without architectures, mean that one.
+    fn abis(self) -> &'static [Abi] {
+        match self {
+            Machine::X86_64 => &[ABI_X86_64, ABI_X86, ABI_X32],
+            Machine::Aarch64 => &[ABI_AARCH64, ABI_ARM],
+        }
     }
 }
+
+/// This build's kernel: SCMP_ARCH_NATIVE is the build target, as in libseccomp. Big-endian
+/// aarch64 has another audit arch and puts an argument's high word first, which `off_arg` does
+/// not know, so it has none.
+const NATIVE: Option<Machine> = if cfg!(target_arch = "x86_64") {
+    Some(Machine::X86_64)
+} else if cfg!(all(target_arch = "aarch64", target_endian = "little")) {
+    Some(Machine::Aarch64)
+} else {
+    None
+};
 
 fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
     table
@@ -182,24 +230,37 @@ fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
 }
 
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
+    let Some(machine) = NATIVE else {
+        return Err(Error::msg(format!(
+            "linux.seccomp: husk has no syscall tables for {}",
+            std::env::consts::ARCH
+        )));
+    };
+    compile_for(s, machine)
+}
+
+fn compile_for(s: &LinuxSeccomp, machine: Machine) -> Result<Filter> {
     let default = action_ret(s.default_action(), s.default_errno_ret());
     let mut notify = s.default_action() == LinuxSeccompAction::ScmpActNotify;
     let mut archs: Vec<Arch> = s.architectures().clone().unwrap_or_default();
     if archs.is_empty() {
         archs.push(Arch::ScmpArchNative);
     }
-    let mut native = false;
-    let mut x86 = false;
-    let mut x32 = false;
-    for a in &archs {
-        match a {
-            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => native = true,
-            Arch::ScmpArchX86 => x86 = true,
-            Arch::ScmpArchX32 => x32 = true,
-            // Architectures this kernel cannot run are irrelevant to the filter (as libseccomp).
-            _ => {}
-        }
-    }
+    let abis = machine.abis();
+    let listed: Vec<bool> = abis
+        .iter()
+        .map(|abi| {
+            archs
+                .iter()
+                .any(|a| *a == abi.arch || (*a == Arch::ScmpArchNative && abi.arch == abis[0].arch))
+        })
+        .collect();
+    let x32 = abis
+        .iter()
+        .zip(&listed)
+        .any(|(abi, l)| *l && abi.arch == Arch::ScmpArchX32);
+    // x32's calls are reached through x86-64's section, which needs entering for them alone.
+    let entered = |abi: &Abi, listed: bool| listed || (abi.arch == Arch::ScmpArchX86_64 && x32);
     for sc in s.syscalls().iter().flatten() {
         notify |= sc.action() == LinuxSeccompAction::ScmpActNotify;
         // The runtime writes the exec fifo after loading the filter: a notified write would
@@ -226,62 +287,63 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         insns: Vec::new(),
         labels: Vec::new(),
     };
-    let sec_native = asm.label();
-    let sec_x86 = asm.label();
-    let sec_x32 = asm.label();
+    let sections: Vec<usize> = abis.iter().map(|_| asm.label()).collect();
     asm.stmt(LD_W_ABS, OFF_ARCH);
-    if native || x32 {
+    for (i, abi) in abis.iter().enumerate() {
+        if abi.arch == Arch::ScmpArchX32 || !entered(abi, listed[i]) {
+            continue;
+        }
         let skip = asm.label();
-        asm.jump(JEQ_K, AUDIT_ARCH_X86_64, Target::Next, Target::Label(skip));
-        asm.ja(sec_native);
-        asm.bind(skip);
-    }
-    if x86 {
-        let skip = asm.label();
-        asm.jump(JEQ_K, AUDIT_ARCH_I386, Target::Next, Target::Label(skip));
-        asm.ja(sec_x86);
+        asm.jump(JEQ_K, abi.audit, Target::Next, Target::Label(skip));
+        asm.ja(sections[i]);
         asm.bind(skip);
     }
     // An architecture the profile does not list must not be a way around it.
     asm.stmt(RET_K, RET_KILL_PROCESS);
 
-    let sections: [(bool, usize, Arch); 3] = [
-        (native || x32, sec_native, Arch::ScmpArchX86_64),
-        (x86, sec_x86, Arch::ScmpArchX86),
-        (x32, sec_x32, Arch::ScmpArchX32),
-    ];
-    for (wanted, label, arch) in sections {
-        if !wanted {
+    let x32_section = abis
+        .iter()
+        .position(|abi| abi.arch == Arch::ScmpArchX32)
+        .map(|i| sections[i]);
+    for (i, abi) in abis.iter().enumerate() {
+        if !entered(abi, listed[i]) {
             continue;
         }
-        let t = arch_table(arch).expect("x86 family");
-        asm.bind(label);
+        asm.bind(sections[i]);
         asm.stmt(LD_W_ABS, OFF_NR);
-        if arch == Arch::ScmpArchX86_64 {
+        if abi.arch == Arch::ScmpArchX86_64 {
             // x32 syscalls arrive with the x86-64 audit arch and the x32 bit set.
             let not_x32 = asm.label();
             asm.jump(JGE_K, X32_SYSCALL_BIT, Target::Next, Target::Label(not_x32));
-            if x32 {
-                asm.ja(sec_x32);
-            } else {
-                asm.stmt(RET_K, RET_KILL_PROCESS);
+            match x32_section {
+                Some(l) if x32 => asm.ja(l),
+                _ => asm.stmt(RET_K, RET_KILL_PROCESS),
             }
             asm.bind(not_x32);
-            if !native {
+            if !listed[i] {
                 asm.stmt(RET_K, RET_KILL_PROCESS);
                 continue;
             }
         }
-        emit_rules(&mut asm, s, &t)?;
+        emit_rules(&mut asm, s, abi)?;
         // Syscalls newer than this table get ENOSYS, so that libc falls back (clone3 → clone)
         // instead of failing on the profile's default errno.
         if !matches!(
             s.default_action(),
             LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
         ) {
-            let max = t.table.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            let max = abi
+                .table
+                .iter()
+                .map(|(_, n)| *n)
+                .filter(|n| abi.private_from.is_none_or(|p| *n < p))
+                .max()
+                .unwrap_or(0);
             let known = asm.label();
             asm.jump(JGT_K, max, Target::Next, Target::Label(known));
+            if let Some(p) = abi.private_from {
+                asm.jump(JGE_K, p, Target::Label(known), Target::Next);
+            }
             asm.stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32);
             asm.bind(known);
         }
@@ -312,7 +374,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
 
 /// One block per syscall named in the profile: its rules in order, each a list of argument
 /// conditions and an action; a syscall whose rules all fail falls to the default action.
-fn emit_rules(asm: &mut Asm, s: &LinuxSeccomp, t: &ArchTable) -> Result<()> {
+fn emit_rules(asm: &mut Asm, s: &LinuxSeccomp, t: &Abi) -> Result<()> {
     let mut by_nr: Vec<(u32, Vec<(&oci_spec::runtime::LinuxSyscall, u32)>)> = Vec::new();
     for sc in s.syscalls().iter().flatten() {
         let ret = action_ret(sc.action(), sc.errno_ret());
