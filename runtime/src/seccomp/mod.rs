@@ -242,18 +242,14 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
 fn compile_for(s: &LinuxSeccomp, machine: Machine) -> Result<Filter> {
     let default = action_ret(s.default_action(), s.default_errno_ret());
     let mut notify = s.default_action() == LinuxSeccompAction::ScmpActNotify;
-    let mut archs: Vec<Arch> = s.architectures().clone().unwrap_or_default();
-    if archs.is_empty() {
-        archs.push(Arch::ScmpArchNative);
-    }
+    let archs: Vec<Arch> = s.architectures().clone().unwrap_or_default();
     let abis = machine.abis();
+    // The native ABI is always filtered, listed or not: libseccomp's filters (and so runc's)
+    // start with it, and a profile for other ABIs only adds theirs.
     let listed: Vec<bool> = abis
         .iter()
-        .map(|abi| {
-            archs
-                .iter()
-                .any(|a| *a == abi.arch || (*a == Arch::ScmpArchNative && abi.arch == abis[0].arch))
-        })
+        .enumerate()
+        .map(|(i, abi)| i == 0 || archs.contains(&abi.arch))
         .collect();
     let x32 = abis
         .iter()
@@ -1046,7 +1042,7 @@ mod tests {
     }
 
     #[test]
-    fn native_is_the_machine_and_unlisted_abis_are_killed() {
+    fn native_is_always_filtered_and_unlisted_abis_are_killed() {
         let with = |m: Machine, archs: serde_json::Value| {
             let mut v = serde_json::json!({
                 "defaultAction": "SCMP_ACT_ERRNO",
@@ -1071,7 +1067,7 @@ mod tests {
             (
                 Machine::Aarch64,
                 serde_json::json!(["SCMP_ARCH_ARM"]),
-                vec![Arch::ScmpArchArm],
+                vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],
             ),
             (
                 Machine::Aarch64,
@@ -1096,7 +1092,7 @@ mod tests {
             (
                 Machine::X86_64,
                 serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"]),
-                vec![Arch::ScmpArchX86],
+                vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86],
             ),
             (
                 Machine::X86_64,
@@ -1139,7 +1135,8 @@ mod tests {
         );
         let cases: [(&[&str], u32, u32); 3] = [
             (&["SCMP_ARCH_X86_64"], RET_ALLOW, RET_KILL_PROCESS),
-            (&["SCMP_ARCH_X32"], RET_KILL_PROCESS, RET_ALLOW),
+            // The native ABI is filtered whatever the list says (libseccomp's rule).
+            (&["SCMP_ARCH_X32"], RET_ALLOW, RET_ALLOW),
             (&["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"], RET_ALLOW, RET_ALLOW),
         ];
         for (archs, on_64, on_x32) in cases {
