@@ -200,8 +200,16 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
     }
     if let Some(b) = r.block_io() {
         let d = dir("blkio")?;
+        // Kernels without CFQ (5.0 on) have BFQ's weights only, under their own names.
+        let bfq = |file: &'static str, bfq_file: &'static str| {
+            if !d.join(file).exists() && d.join(bfq_file).exists() {
+                bfq_file
+            } else {
+                file
+            }
+        };
         if let Some(w) = b.weight() {
-            write(d, "blkio.weight", w)?;
+            write(d, bfq("blkio.weight", "blkio.bfq.weight"), w)?;
         }
         if let Some(w) = b.leaf_weight() {
             write(d, "blkio.leaf_weight", w)?;
@@ -210,7 +218,7 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
             if let Some(w) = wd.weight() {
                 write(
                     d,
-                    "blkio.weight_device",
+                    bfq("blkio.weight_device", "blkio.bfq.weight_device"),
                     format!("{}:{} {w}", wd.major(), wd.minor()),
                 )?;
             }

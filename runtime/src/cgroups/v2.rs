@@ -168,16 +168,21 @@ pub fn apply_resources(dir: &Path, r: &LinuxResources) -> Result<()> {
         )?;
     }
     if let Some(b) = r.block_io() {
+        // With BFQ, its own weight file takes v1's values as they are (runc's choice).
+        let bfq = dir.join("io.bfq.weight").exists();
         if let Some(w) = b.weight().filter(|w| *w > 0) {
-            write(dir, "io.weight", blkio_to_io_weight(w))?;
+            match bfq {
+                true => write(dir, "io.bfq.weight", w)?,
+                false => write(dir, "io.weight", blkio_to_io_weight(w))?,
+            }
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
-                write(
-                    dir,
-                    "io.weight",
-                    format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
-                )?;
+                let (file, w) = match bfq {
+                    true => ("io.bfq.weight", u64::from(w)),
+                    false => ("io.weight", blkio_to_io_weight(w)),
+                };
+                write(dir, file, format!("{}:{} {w}", wd.major(), wd.minor()))?;
             }
         }
         let throttles = [
