@@ -22,7 +22,7 @@ repo=$PWD
 # shellcheck source=hack/lib.sh
 . hack/lib.sh
 # linux-libc-dev: seccomp.rs reads the syscall list from its unistd_64.h.
-ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq
+ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq util-linux uidmap
 mode=plain
 case ${1:-} in
 --systemd) mode=systemd && shift ;;
@@ -94,6 +94,20 @@ printf '%s\n' "$filter" >"$stage/husk/filter"
 echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"
 echo "${HUSK_VM_FILE_TIMEOUT:-300}" >"$stage/husk/limit"
 install -m 0755 hack/vm/init "$stage/init"
+# util-linux's setpriv (busybox's cannot switch user) and newuidmap/newgidmap, with the
+# libraries they load, for the rootless tests; /usr/local/bin comes first in run-tests' PATH.
+copy_with_libs() {
+	local f
+	for f in "$1" $(ldd "$1" | grep -o '/[^ ]*'); do
+		mkdir -p "$stage$(dirname "$f")"
+		cp -L --preserve=mode "$f" "$stage$f"
+	done
+}
+mkdir -p "$stage/usr/local/bin"
+for bin in /usr/bin/setpriv /usr/bin/newuidmap /usr/bin/newgidmap; do
+	copy_with_libs "$bin"
+	mv "$stage$bin" "$stage/usr/local/bin/"
+done
 install -m 0755 hack/vm/run-tests "$stage/husk/run-tests"
 append="console=ttyS0 quiet panic=-1"
 if [ "$mode" = plain ]; then
@@ -103,12 +117,8 @@ else
 	# libraries they load, at the paths the loader looks in; its unit files; and one unit of
 	# ours that runs the tests. systemd.unit= makes it the only thing systemd starts.
 	ensure_packages systemd
-	for bin in /lib/systemd/systemd /bin/systemctl; do
-		for f in $bin $(ldd $bin | grep -o '/[^ ]*'); do
-			mkdir -p "$stage$(dirname "$f")"
-			cp -L "$f" "$stage$f"
-		done
-	done
+	copy_with_libs /lib/systemd/systemd
+	copy_with_libs /bin/systemctl
 	mkdir -p "$stage/usr/lib/systemd" "$stage/etc/systemd/system"
 	cp -a /usr/lib/systemd/system "$stage/usr/lib/systemd/"
 	cp /etc/os-release "$stage/etc/"

@@ -159,3 +159,87 @@ fn an_ordinary_user_runs_a_container() {
         "init {pid} still runs"
     );
 }
+
+/// cgroup v2 with a delegated subtree (what systemd gives a user with Delegate=yes): the
+/// ordinary user's container gets its limits there, without a warning. Runs on v2 hosts (the
+/// VM); on v1 a user has no delegation and the test skips.
+#[test]
+fn a_delegated_v2_subtree_takes_the_limits() {
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return eprintln!("skipped: cgroup v2 only");
+    }
+    let Some((mut c, xdg)) = rootless_bundle(
+        "delegated",
+        &[
+            "cat",
+            "/sys/fs/cgroup/pids.max",
+            "/sys/fs/cgroup/memory.max",
+        ],
+    ) else {
+        return;
+    };
+    // The subtree and its runner cgroup, handed to nobody as systemd hands one over: the
+    // directories and the files that move processes and enable controllers.
+    let top = std::path::PathBuf::from(format!("/sys/fs/cgroup/husk-deleg-{}", c.id));
+    let runner = top.join("runner");
+    std::fs::create_dir_all(&runner).unwrap();
+    for d in [&top, &runner] {
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(d.join(f), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    let _cleanup = RemoveOnDrop(vec![runner.clone(), top.clone()]);
+    c.config()["linux"]["cgroupsPath"] = json!(format!("/husk-deleg-{}/c", c.id));
+    c.config()["linux"]["resources"] =
+        json!({"pids": {"limit": 42}, "memory": {"limit": 67108864}});
+    c.bundle.write();
+    // husk starts in the runner cgroup: v2 allows no process where controllers are handed on.
+    let base = c.root.parent().unwrap();
+    let (out, err) = (base.join("out"), base.join("err"));
+    // By path: busybox's sh would run its own setpriv applet, which cannot switch user.
+    let setpriv = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("setpriv"))
+        .find(|p| p.exists())
+        .unwrap();
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {} run {}",
+        runner.display(),
+        setpriv.display(),
+        husk_bin().display(),
+        c.id
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .current_dir(&c.bundle.dir)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    let (out, err) = (
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap(),
+    );
+    assert!(status.success(), "run: {err}");
+    assert_eq!(out, "42\n67108864\n", "{err}");
+    assert_eq!(err, "", "a delegated subtree needs no warning");
+    assert!(!top.join("c").exists(), "the container's cgroup is left");
+}
+
+/// Directories removed (rmdir, in order) when dropped.
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
