@@ -304,26 +304,6 @@ fn validate_resources(r: &oci_spec::runtime::LinuxResources) -> Result<()> {
     Ok(())
 }
 
-/// Fields husk does not enforce yet: said once per create, so nobody believes they hold.
-pub fn warn_unsupported(spec: &Spec) {
-    let mut missing = Vec::new();
-    if let Some(linux) = spec.linux() {
-        if linux
-            .resources()
-            .as_ref()
-            .is_some_and(|r| r.rdma().as_ref().is_some_and(|m| !m.is_empty()))
-        {
-            missing.push("linux.resources.rdma");
-        }
-    }
-    if !missing.is_empty() {
-        crate::log::warn(&format!(
-            "not enforced by this version of husk: {}",
-            missing.join(", ")
-        ));
-    }
-}
-
 /// The rootfs as an absolute path: relative paths are relative to the bundle.
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
     let root = spec

@@ -244,3 +244,63 @@ fn update_replaces_device_rules_on_v2() {
         assert!(read().contains("Operation not permitted"), "{}", read());
     }
 }
+
+/// memory.checkBeforeUpdate refuses a limit below what the container uses now (without it the
+/// kernel would reclaim or OOM-kill to get there), and the old limit stays.
+#[test]
+fn check_before_update_refuses_a_limit_below_usage() {
+    let mut c = Ctx::new("checkupd", &["sleep", "100"]);
+    c.config()["linux"]["resources"]["memory"] = json!({"limit": 268435456});
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let mut child = c
+        .cmd(&["update", "--resources", "-", &c.id])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"memory": {"limit": 65536, "checkBeforeUpdate": true}}"#,
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_one_line_error(&out, &["checkBeforeUpdate", "65536"]);
+    let file = if v2() {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    assert_eq!(
+        stdout(&c.husk(&["exec", &c.id, "cat", file])),
+        "268435456\n"
+    );
+}
+
+/// linux.resources.rdma reaches rdma.max: a device the host lacks is refused by the kernel,
+/// in one line naming the field and the device, and the create leaves nothing.
+#[test]
+fn rdma_limits_are_written_and_a_missing_device_is_named() {
+    let mounted = if v2() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|s| s.split_whitespace().any(|c| c == "rdma"))
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/rdma").exists()
+    };
+    if !mounted {
+        return eprintln!("skipped: no rdma controller");
+    }
+    let mut c = Ctx::new("rdma", &["true"]);
+    c.config()["linux"]["resources"]["rdma"] =
+        json!({"husk_no_such_hca": {"hcaHandles": 2, "hcaObjects": 2000}});
+    let out = c.create();
+    assert_one_line_error(
+        &out,
+        &[
+            "linux.resources.rdma",
+            "husk_no_such_hca hca_handle=2 hca_object=2000",
+        ],
+    );
+    c.assert_no_residue();
+}

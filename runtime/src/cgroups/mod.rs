@@ -798,8 +798,47 @@ pub(crate) fn field_of(file: &str) -> &'static str {
         ("blkio", _) | ("io", "max") => "linux.resources.blockIO",
         ("net_cls", _) => "linux.resources.network.classID",
         ("net_prio", _) => "linux.resources.network.priorities",
+        ("rdma", _) => "linux.resources.rdma",
+        ("memory", "use_hierarchy") => "linux.resources.memory.useHierarchy",
         _ => "linux.resources",
     }
+}
+
+/// `linux.resources.rdma` as rdma.max lines ("mlx5_0 hca_handle=2 hca_object=2000"), the same
+/// on v1 and v2; devices in name order, so the writes are the same from run to run.
+pub(crate) fn rdma_lines(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let mut devices: Vec<_> = r.rdma().iter().flatten().collect();
+    devices.sort_by(|a, b| a.0.cmp(b.0));
+    devices
+        .into_iter()
+        .filter(|(_, l)| l.hca_handles().is_some() || l.hca_objects().is_some())
+        .map(|(name, l)| {
+            let mut line = name.clone();
+            if let Some(h) = l.hca_handles() {
+                line.push_str(&format!(" hca_handle={h}"));
+            }
+            if let Some(o) = l.hca_objects() {
+                line.push_str(&format!(" hca_object={o}"));
+            }
+            line
+        })
+        .collect()
+}
+
+/// memory.checkBeforeUpdate: a limit below what the cgroup uses now is refused instead of
+/// letting the kernel reclaim (or OOM-kill) to reach it.
+pub(crate) fn check_usage_below(dir: &Path, usage_file: &str, limit: Option<i64>) -> Result<()> {
+    let Some(limit) = limit.filter(|l| *l > 0) else {
+        return Ok(());
+    };
+    let usage = read_u64(dir, usage_file);
+    if usage > limit as u64 {
+        return Err(Error::msg(format!(
+            "linux.resources.memory.limit {limit} is below the {usage} bytes the container uses now (checkBeforeUpdate)"
+        ))
+        .with_hint("raise the limit, or unset checkBeforeUpdate to let the kernel reclaim"));
+    }
+    Ok(())
 }
 
 pub(crate) fn read_u64(dir: &Path, file: &str) -> u64 {

@@ -78,6 +78,7 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
                 "hugetlb" => "linux.resources.hugepageLimits",
                 "net_cls" => "linux.resources.network.classID",
                 "net_prio" => "linux.resources.network.priorities",
+                "rdma" => "linux.resources.rdma",
                 _ => "linux.resources",
             };
             Error::msg(format!("{field}: the {c} cgroup controller is not mounted"))
@@ -85,6 +86,9 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
     };
     if let Some(m) = r.memory() {
         let d = dir("memory")?;
+        if m.check_before_update() == Some(true) {
+            super::check_usage_below(d, "memory.usage_in_bytes", m.limit())?;
+        }
         // memsw must stay >= limit at every step: raise memsw first when growing, last when
         // shrinking, as runc does.
         let cur = fs::read_to_string(d.join("memory.limit_in_bytes"))
@@ -127,6 +131,9 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
         }
         if m.disable_oom_killer() == Some(true) {
             write(d, "memory.oom_control", 1)?;
+        }
+        if let Some(h) = m.use_hierarchy() {
+            write(d, "memory.use_hierarchy", u8::from(h))?;
         }
     }
     if let Some(c) = r.cpu() {
@@ -253,6 +260,9 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
                 write(d, file, format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
             }
         }
+    }
+    for line in super::rdma_lines(r) {
+        write(dir("rdma")?, "rdma.max", line)?;
     }
     for h in r.hugepage_limits().iter().flatten() {
         write(

@@ -100,6 +100,9 @@ pub fn enable_controllers(mountpoint: &Path, dir: &Path) -> Result<()> {
 /// `linux.resources` on cgroup v2, converting v1-style values the way runc does.
 pub fn apply_resources(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(m) = r.memory() {
+        if m.check_before_update() == Some(true) {
+            super::check_usage_below(dir, "memory.current", m.limit())?;
+        }
         if let Some(l) = m.limit() {
             write(dir, "memory.max", limit(l))?;
         }
@@ -203,6 +206,9 @@ pub fn apply_resources(dir: &Path, r: &LinuxResources) -> Result<()> {
     }
     for h in r.hugepage_limits().iter().flatten() {
         write(dir, &format!("hugetlb.{}.max", h.page_size()), h.limit())?;
+    }
+    for line in super::rdma_lines(r) {
+        write(dir, "rdma.max", line)?;
     }
     for (k, v) in r.unified().iter().flatten() {
         if k.contains('/') || k.starts_with('.') {

@@ -69,7 +69,6 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         std::fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))
     })?;
     let spec = phase("load config", || spec::load(&bundle))?;
-    spec::warn_unsupported(&spec);
     let rootfs = phase("check rootfs", || check_rootfs(&spec, &bundle))?;
     let process = spec
         .process()
