@@ -33,7 +33,7 @@ pub fn mount_rootfs(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
             .options(m.options.clone())
             .build()
             .map_err(|e| husk::error::Error::msg(format!("rootfs mount {}: {e}", m.source)))?;
-        if let Err(e) = husk::rootfs::mounts::mount_entry(&om, &dest, None) {
+        if let Err(e) = husk::rootfs::mounts::mount_entry(&om, &dest, None, None) {
             unmount_rootfs(rootfs);
             return Err(e.context("mounting the container's rootfs"));
         }

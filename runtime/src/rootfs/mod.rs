@@ -79,7 +79,12 @@ impl Rootfs<'_> {
             let r = if m.typ().as_deref() == Some("cgroup") {
                 self.mount_cgroup(m, &dest)
             } else {
-                mount_entry(m, &dest, self.detached.get(i))
+                let label = self
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.mount_label().as_deref());
+                mount_entry(m, &dest, self.detached.get(i), label)
             };
             r.map_err(|e| at(e.context(format!("mount {}", m.destination().display()))))?;
         }

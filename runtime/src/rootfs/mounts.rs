@@ -407,11 +407,19 @@ pub fn make_mountpoint(dest: &Path, file: bool) -> Result<()> {
 
 /// Mounts one entry of `mounts` at `spot`; a bind made already on the host (`detached`, see
 /// rootfs::detached) is moved there instead.
-pub fn mount_entry(m: &Mount, spot: &Spot, detached: Option<&OwnedFd>) -> Result<()> {
-    let o = parse_options(m.options().as_deref().unwrap_or_default());
+pub fn mount_entry(
+    m: &Mount,
+    spot: &Spot,
+    detached: Option<&OwnedFd>,
+    mount_label: Option<&str>,
+) -> Result<()> {
+    let mut o = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_default();
     let is_bind = typ == "bind" || o.flags.contains(MsFlags::MS_BIND);
+    if !is_bind && crate::lsm::selinux_enabled() {
+        o.data.extend(crate::lsm::mount_context(typ, mount_label));
+    }
     let data = o.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     let shown = &spot.shown;
