@@ -55,7 +55,7 @@ vmlinuz=$(compgen -G "$kdir/boot/vmlinuz-*" | head -1)
 # with its LTO, and their speed hardly matters next to husk's.
 host=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-C target-feature=+crt-static"
-cargo build -q --release -p husk --target "$host"
+cargo build -q --release -p husk -p containerd-shim-husk-v2 --target "$host"
 # One test binary per file in spec-tests/tests, named after it.
 tests=$(cargo test -q -p spec-tests --no-run --target "$host" --message-format=json-render-diagnostics |
 	jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"] and .executable != null)
@@ -71,11 +71,11 @@ cp "target/$host/release/husk" "$stage/husk/husk"
 names=()
 while read -r name exe; do
 	case $mode:$name in
-	*:shim | *:cri) continue ;; # containerd is not in the VM
+	*:shim | plain:cri) continue ;; # containerd is in the systemd VMs only, for CRI's test
 	# Under systemd, its driver's tests. (The others give bundles no cgroupsPath, so their
 	# cgroups go below the runner's own, which v2 refuses below a systemd service that has
 	# processes: they need the plain VM, where the runner is in the root cgroup.)
-	plain:* | *:systemd) ;;
+	plain:* | *:systemd | *:cri) ;;
 	*) continue ;;
 	esac
 	cp "$exe" "$stage/husk/tests/$name"
@@ -85,6 +85,9 @@ cp /usr/include/x86_64-linux-gnu/asm/unistd_64.h "$stage/usr/include/x86_64-linu
 # A host has these; the bad-input corpus uses /etc/passwd as a file that is not a namespace.
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+# containerd's CRI copies these into every sandbox.
+printf '127.0.0.1 localhost\n' >"$stage/etc/hosts"
+: >"$stage/etc/resolv.conf"
 # Tests find their data (spec-tests/corpus) through CARGO_MANIFEST_DIR, a path of this machine,
 # and run in it, as under `cargo test` (relative paths in a test resolve as they do there).
 # /init binds the copy there once its own mounts are made (the clone may live under /tmp).
@@ -131,12 +134,22 @@ else
 		[Service]
 		Type=oneshot
 		TimeoutStartSec=infinity
-		Environment=HUSK_EXPECT_SYSTEMD=1
+		Environment=HUSK_EXPECT_SYSTEMD=1 HUSK_PREBUILT_IMAGES=1
 		ExecStart=/husk/run-tests
 		StandardOutput=tty
 		StandardError=tty
 		TTYPath=/dev/console
 	EOF
+	# containerd for the CRI test of the systemd driver (a kubelet's pod in a slice): its
+	# binary, overlayfs (a module), the shim, and the test images built here (the VM has no
+	# bash for hack/make-oci-image.sh).
+	copy_with_libs /usr/bin/containerd
+	copy_with_libs /usr/bin/ctr
+	find "$kdir/lib/modules" -name overlay.ko -exec cp {} "$stage/husk/overlay.ko" \;
+	cp "target/$host/release/containerd-shim-husk-v2" "$stage/husk/"
+	hack/make-oci-image.sh "$stage/husk/busybox-oci.tar" docker.io/library/busybox:husk-test '["sh"]'
+	hack/make-oci-image.sh "$stage/husk/pause-oci.tar" docker.io/library/husk-pause:test '["sleep", "2147483647"]'
+	echo systemd_ >"$stage/husk/filter-cri"
 	append+=" systemd.unit=husk-tests.service systemd.show_status=error"
 	if [ "$mode" = systemd-v1 ]; then
 		append+=" systemd.unified_cgroup_hierarchy=0"

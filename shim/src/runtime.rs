@@ -41,6 +41,26 @@ impl Io {
     }
 }
 
+/// Whether the bundle's cgroupsPath is a systemd one ("kubepods-pod1.slice:cri-containerd:id"):
+/// containerd's CRI writes that form whenever the kubelet's cgroup parent is a slice, whatever
+/// this runtime's SystemdCgroup option says, and only the systemd driver can take it.
+fn systemd_cgroups_path(bundle: &Path) -> bool {
+    let Ok(text) = fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    v["linux"]["cgroupsPath"]
+        .as_str()
+        .is_some_and(is_systemd_form)
+}
+
+fn is_systemd_form(p: &str) -> bool {
+    let parts: Vec<&str> = p.split(':').collect();
+    parts.len() == 3 && parts[0].ends_with(".slice") && !parts[0].contains('/')
+}
+
 impl Runtime {
     /// The runtime `opts` name, its state under the namespace's root, its log in the bundle.
     pub fn new(
@@ -52,7 +72,7 @@ impl Runtime {
         Runtime {
             binary: opts.binary(),
             root: opts.root(namespace),
-            systemd_cgroup: opts.systemd_cgroup,
+            systemd_cgroup: opts.systemd_cgroup || systemd_cgroups_path(bundle),
             log: bundle.join("log.json"),
             reaper,
         }

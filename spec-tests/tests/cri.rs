@@ -305,3 +305,68 @@ fn a_pod_shim_stays_flat_over_many_containers() {
     });
     c.assert_no_residue();
 }
+
+/// A kubelet with the systemd cgroup driver gives pods a slice as their cgroup parent, and
+/// containerd turns that into "<slice>:cri-containerd:<id>" cgroupsPaths: the pod's
+/// containers become scopes in the slice (the shim picks the systemd driver from that form).
+/// Runs where systemd is PID 1 (hack/vm.sh --systemd and --systemd-v1).
+#[test]
+fn systemd_a_pod_in_a_slice_runs_in_scopes() {
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        assert!(
+            std::env::var_os("HUSK_EXPECT_SYSTEMD").is_none(),
+            "HUSK_EXPECT_SYSTEMD is set but systemd is not running"
+        );
+        return eprintln!("skipped: systemd is not PID 1 here");
+    }
+    let show = |unit: &str, prop: &str| {
+        let o = std::process::Command::new("systemctl")
+            .args(["show", "-p", prop, "--value", unit])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let c = Containerd::start_cri("systemd");
+    block_on(async {
+        let mut cri = connect(&c.sock).await;
+        let mut config = pod_config(&c);
+        config.linux.as_mut().unwrap().cgroup_parent = "husk-pod1.slice".into();
+        let mut pod = Pod {
+            id: cri
+                .run_pod_sandbox(RunPodSandboxRequest {
+                    config: Some(config.clone()),
+                    runtime_handler: "husk".into(),
+                })
+                .await
+                .expect("RunPodSandbox")
+                .into_inner()
+                .pod_sandbox_id,
+            cri,
+            config,
+        };
+        let sandbox_unit = format!("cri-containerd-{}.scope", pod.id);
+        assert_eq!(show(&sandbox_unit, "ActiveState"), "active");
+        let id = pod.start("a", &["sleep", "1000"]).await;
+        let unit = format!("cri-containerd-{id}.scope");
+        assert_eq!(show(&unit, "ActiveState"), "active");
+        assert_eq!(show(&unit, "Slice"), "husk-pod1.slice");
+        // The container's init, seen from the host (inside, a cgroup namespace hides it).
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(c.husk_root.join(&id).join("state.json")).unwrap(),
+        )
+        .unwrap();
+        let table = std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).unwrap();
+        let want = format!("/husk.slice/husk-pod1.slice/{unit}");
+        assert!(
+            table.lines().any(|l| l.ends_with(&want)),
+            "want {want}:\n{table}"
+        );
+        assert_eq!(pod.exec(&id, &["true"]).await.exit_code, 0);
+        pod.stop(&id).await;
+        pod.remove(&id).await;
+        assert_eq!(show(&unit, "LoadState"), "not-found");
+        pod.end().await;
+        assert_eq!(show(&sandbox_unit, "LoadState"), "not-found");
+    });
+    c.assert_no_residue();
+}
