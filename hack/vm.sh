@@ -75,7 +75,7 @@ while read -r name exe; do
 	# Under systemd, its driver's tests. (The others give bundles no cgroupsPath, so their
 	# cgroups go below the runner's own, which v2 refuses below a systemd service that has
 	# processes: they need the plain VM, where the runner is in the root cgroup.)
-	plain:* | *:systemd | *:cri) ;;
+	plain:* | *:systemd | *:cri | *:rootless) ;;
 	*) continue ;;
 	esac
 	cp "$exe" "$stage/husk/tests/$name"
@@ -123,7 +123,7 @@ else
 	copy_with_libs /lib/systemd/systemd
 	copy_with_libs /bin/systemctl
 	mkdir -p "$stage/usr/lib/systemd" "$stage/etc/systemd/system"
-	cp -a /usr/lib/systemd/system "$stage/usr/lib/systemd/"
+	cp -a /usr/lib/systemd/system /usr/lib/systemd/user "$stage/usr/lib/systemd/"
 	cp /etc/os-release "$stage/etc/"
 	: >"$stage/etc/machine-id"
 	: >"$stage/husk/systemd"
@@ -150,6 +150,7 @@ else
 	hack/make-oci-image.sh "$stage/husk/busybox-oci.tar" docker.io/library/busybox:husk-test '["sh"]'
 	hack/make-oci-image.sh "$stage/husk/pause-oci.tar" docker.io/library/husk-pause:test '["sleep", "2147483647"]'
 	echo systemd_ >"$stage/husk/filter-cri"
+	echo systemd_ >"$stage/husk/filter-rootless"
 	append+=" systemd.unit=husk-tests.service systemd.show_status=error"
 	if [ "$mode" = systemd-v1 ]; then
 		append+=" systemd.unified_cgroup_hierarchy=0"

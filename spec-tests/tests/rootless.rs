@@ -243,3 +243,139 @@ impl Drop for RemoveOnDrop {
         }
     }
 }
+
+/// Rootless podman on a systemd host: husk as an ordinary user with --systemd-cgroup asks the
+/// user's own service manager for the scope. A `systemd --user` runs as nobody in a delegated
+/// subtree (as user@.service would), and the container's limits land in a scope of its
+/// user.slice. Runs where systemd is PID 1 (hack/vm.sh --systemd).
+#[test]
+fn systemd_user_manager_gives_a_rootless_container_its_scope() {
+    let sd = std::path::Path::new("/run/systemd/system").exists();
+    assert!(
+        sd || std::env::var_os("HUSK_EXPECT_SYSTEMD").is_none(),
+        "HUSK_EXPECT_SYSTEMD is set but systemd is not running"
+    );
+    if !sd || !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return eprintln!("skipped: needs systemd on cgroup v2");
+    }
+    let Some((mut c, xdg)) = rootless_bundle("sduser", &["cat", "/sys/fs/cgroup/pids.max"]) else {
+        return;
+    };
+    let top = std::path::PathBuf::from(format!("/sys/fs/cgroup/husk-user-{}", c.id));
+    let runner = top.join("runner");
+    std::fs::create_dir_all(&runner).unwrap();
+    for d in [&top, &runner] {
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(d.join(f), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let setpriv = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("setpriv"))
+        .find(|p| p.exists())
+        .unwrap();
+    // The user's manager, in the delegated subtree's root; it moves itself to init.scope.
+    let log_path = c.root.parent().unwrap().join("manager.log");
+    let manager_log = std::fs::File::create(&log_path).unwrap();
+    let mut manager = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- /lib/systemd/systemd --user",
+                top.display(),
+                setpriv.display()
+            ),
+        ])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .env("HOME", "/tmp")
+        .env("SYSTEMD_LOG_TARGET", "console")
+        .env("SYSTEMD_LOG_LEVEL", "debug")
+        .stdout(manager_log.try_clone().unwrap())
+        .stderr(manager_log)
+        .spawn()
+        .unwrap();
+    let _cleanup = KillOnDrop(manager.id(), vec![runner.clone(), top.clone()]);
+    let private = xdg.join("systemd/private");
+    for _ in 0..300 {
+        if private.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(private.exists(), "no user manager: {}", log());
+
+    c.config()["linux"]["cgroupsPath"] = json!(format!(":husk:{}", c.id));
+    c.config()["linux"]["resources"] = json!({"pids": {"limit": 42}});
+    c.bundle.write();
+    let base = c.root.parent().unwrap();
+    let (out, err) = (base.join("out"), base.join("err"));
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {} --systemd-cgroup run {}",
+        runner.display(),
+        setpriv.display(),
+        husk_bin().display(),
+        c.id
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .current_dir(&c.bundle.dir)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    let (out, err) = (
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap(),
+    );
+    assert!(
+        status.success(),
+        "run: {err}\nmanager ({:?}): {}",
+        manager.try_wait(),
+        log()
+    );
+    assert_eq!(out, "42\n", "{err}");
+    assert_eq!(err, "", "no warning");
+    let scope = top.join(format!("user.slice/husk-{}.scope", c.id));
+    assert!(!scope.exists(), "the scope's cgroup is left");
+    let _ = manager.kill();
+    let _ = manager.wait();
+}
+
+/// Kills a process and removes directories (children first) when dropped.
+struct KillOnDrop(u32, Vec<std::path::PathBuf>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for d in &self.1 {
+            // The manager's own cgroups (init.scope, slices) go first, deepest first.
+            let mut all: Vec<std::path::PathBuf> = walk(d);
+            all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            for p in all {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![d.to_path_buf()];
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}

@@ -373,7 +373,8 @@ impl Placement {
         }
         self.add(pid)?;
         let unified = mounts.iter().find(|m| m.controllers.is_none());
-        self.configure(spec, unified.map(|m| m.mountpoint.as_path()), false)
+        // A user's scope takes limits but no device filter (that needs CAP_SYS_ADMIN).
+        self.configure(spec, unified.map(|m| m.mountpoint.as_path()), unit.user)
     }
 
     fn set_dirs(&mut self, mounts: &[Mount], cgroup: &str) {
@@ -389,11 +390,11 @@ impl Placement {
     }
 
     /// What init is to see of its cgroups (to mount them in the container): with the systemd
-    /// driver, the directories the system manager will give the scope.
+    /// driver, the directories the manager will give the scope.
     pub fn expected(&self) -> Result<Placement> {
         let mut p = self.clone();
-        if let Some(u) = self.systemd.as_ref().filter(|u| !u.user) {
-            p.set_dirs(&mounts()?, &u.cgroup_path());
+        if let Some(u) = &self.systemd {
+            p.set_dirs(&mounts()?, &systemd::expected_cgroup(u)?);
         }
         Ok(p)
     }

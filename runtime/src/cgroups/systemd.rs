@@ -403,6 +403,31 @@ pub fn start(unit: &Unit, pid: Pid, spec: &Spec, layout: Layout) -> Result<Strin
     m.control_group(unit)
 }
 
+/// Where the manager will put the scope: the system manager lays out slices from the root,
+/// a user's manager below its own cgroup (user@UID.service), which it is asked for.
+pub fn expected_cgroup(unit: &Unit) -> Result<String> {
+    if !unit.user {
+        return Ok(unit.cgroup_path());
+    }
+    let mut m = Manager::connect(true)?;
+    let root = m
+        .bus
+        .call(
+            DEST,
+            OBJECT,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            vec![Value::str(IFACE), Value::str("ControlGroup")],
+        )?
+        .map_err(|e| call_error("look up the manager's ControlGroup", &e))?;
+    let root = root.first().and_then(Value::as_str).unwrap_or("");
+    Ok(format!(
+        "{}{}",
+        root.trim_end_matches('/'),
+        unit.cgroup_path()
+    ))
+}
+
 /// `update`: the new limits as unit properties (the cgroup files are written by the caller).
 pub fn update(unit: &Unit, r: &LinuxResources, layout: Layout) -> Result<()> {
     let props = resource_properties(r, layout)?;
