@@ -349,7 +349,13 @@ impl Placement {
         let Some(unit) = self.systemd.clone() else {
             return self.add(pid);
         };
-        let cgroup = systemd::start(&unit, pid, spec, self.layout)?;
+        let mut accepted = false;
+        let cgroup = systemd::start(&unit, pid, spec, self.layout, &mut accepted);
+        if cgroup.is_err() && !accepted {
+            // Nothing of ours to stop (the name may even be another container's).
+            self.systemd = None;
+        }
+        let cgroup = cgroup?;
         let mounts = mounts()?;
         self.set_dirs(&mounts, &cgroup);
         // systemd makes the scope only in the hierarchies it manages (all of v2; on v1 those

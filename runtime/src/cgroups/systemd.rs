@@ -231,7 +231,13 @@ impl Manager {
             .to_string())
     }
 
-    fn start_scope(&mut self, unit: &Unit, props: &[(String, Value)]) -> Result<()> {
+    /// `accepted` is set once systemd has taken the unit (and so owns something to stop).
+    fn start_scope(
+        &mut self,
+        unit: &Unit,
+        props: &[(String, Value)],
+        accepted: &mut bool,
+    ) -> Result<()> {
         let args = || {
             vec![
                 Value::str(&unit.name),
@@ -258,6 +264,7 @@ impl Manager {
             }
             Err(e) => return Err(call_error(&what, &e)),
         };
+        *accepted = true;
         match self.wait_job(&reply, &what)?.as_str() {
             "done" => Ok(()),
             result => Err(Error::msg(format!(
@@ -367,8 +374,15 @@ fn description(id: &str) -> String {
     format!("husk container {id}")
 }
 
-/// Starts the container's scope with `pid` in it and returns the scope's cgroup path.
-pub fn start(unit: &Unit, pid: Pid, spec: &Spec, layout: Layout) -> Result<String> {
+/// Starts the container's scope with `pid` in it and returns the scope's cgroup path;
+/// `accepted` says whether systemd took the unit, whatever came after.
+pub fn start(
+    unit: &Unit,
+    pid: Pid,
+    spec: &Spec,
+    layout: Layout,
+    accepted: &mut bool,
+) -> Result<String> {
     let id = &unit.owner;
     let v2 = layout == Layout::Unified;
     let mut props: Vec<(String, Value)> = vec![
@@ -399,7 +413,7 @@ pub fn start(unit: &Unit, pid: Pid, spec: &Spec, layout: Layout) -> Result<Strin
     }
     props.extend(annotation_properties(spec)?);
     let mut m = Manager::connect(unit.user)?;
-    m.start_scope(unit, &props)?;
+    m.start_scope(unit, &props, accepted)?;
     m.control_group(unit)
 }
 
