@@ -119,6 +119,14 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     assert_eq!(show(&unit, "TasksMax"), "20");
     assert_eq!(read(), format!("134217728\n20\n{shares}\n"));
 
+    // systemd re-applies a unit's own limits on daemon-reload: they are the container's.
+    let reload = std::process::Command::new("systemctl")
+        .arg("daemon-reload")
+        .status()
+        .unwrap();
+    assert!(reload.success());
+    assert_eq!(read(), format!("134217728\n20\n{shares}\n"));
+
     assert!(c.husk(&["pause", &c.id]).status.success());
     assert_eq!(c.status(), "paused");
     assert!(c.husk(&["resume", &c.id]).status.success());
