@@ -379,3 +379,24 @@ fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `--systemd-cgroup` for an ordinary user where cgroups are v1 (no delegation to users): the
+/// container runs without a cgroup, after one warning line, as with runc.
+#[test]
+fn systemd_cgroup_on_v1_runs_rootless_without_a_cgroup() {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return eprintln!("skipped: cgroup v1 only");
+    }
+    let Some((mut c, xdg)) = rootless_bundle("sdv1", &["id", "-u"]) else {
+        return;
+    };
+    // podman's form: a systemd path, which the cgroupfs driver could not take.
+    c.config()["linux"]["cgroupsPath"] = json!(format!("user.slice:libpod:{}", c.id));
+    c.bundle.write();
+    let out = as_nobody(&c, &xdg, &["--systemd-cgroup", "run", &c.id.clone()]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no cgroup"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! commands never re-derive them from a host whose mounts may have changed.
 
 pub mod devices;
+pub mod oom;
 pub mod systemd;
 pub mod v1;
 pub mod v2;
@@ -210,29 +211,18 @@ impl Placement {
         let rootless = !nix::unistd::geteuid().is_root();
         // In a user namespace (rootless podman) the system's manager is out of reach too.
         let user = rootless || crate::namespaces::in_user_namespace();
-        let unit = if use_systemd && !(user && layout != Layout::Unified) {
-            // A user's manager can delegate only on v2: elsewhere rootless goes without cgroups.
-            Some(systemd::Unit::from_spec(spec, id, user)?)
-        } else {
-            if use_systemd {
-                crate::log::warn("--systemd-cgroup: a user's systemd can delegate only on cgroup v2; using cgroupfs");
-            }
-            None
-        };
-        let mut targets = Vec::new();
-        for m in &mounts {
-            let key = m.controllers.clone().unwrap_or_default();
-            let own_path = own
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or("/", |(_, p)| p.as_str());
-            let path = match &unit {
-                Some(u) => u.cgroup_path(),
-                None => wanted_path(spec, id, own_path)?,
+        if use_systemd && user && layout != Layout::Unified {
+            // A user's manager can delegate only on v2: elsewhere rootless goes without (runc).
+            crate::log::warn("rootless: no cgroup (systemd delegates to users on cgroup v2 only): resource limits are not applied");
+            let none = Placement {
+                layout,
+                ..Default::default()
             };
-            targets.push((m, host_dir(m, &path)));
+            journal(&none)?;
+            return Ok(none);
         }
-        if let Some(unit) = unit {
+        if use_systemd {
+            let unit = systemd::Unit::from_spec(spec, id, user)?;
             systemd::check(&unit)?;
             // Only the unit: its directories are known, and the container's, once systemd
             // has started the scope for it (another container may hold the name).
@@ -243,6 +233,15 @@ impl Placement {
             };
             journal(&planned)?;
             return Ok(planned);
+        }
+        let mut targets = Vec::new();
+        for m in &mounts {
+            let key = m.controllers.clone().unwrap_or_default();
+            let own_path = own
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or("/", |(_, p)| p.as_str());
+            targets.push((m, host_dir(m, &wanted_path(spec, id, own_path)?)));
         }
         let mut planned = Placement {
             layout,
@@ -540,11 +539,11 @@ impl Placement {
     }
 
     /// A watch that wakes at the container's OOM kills (None without a memory cgroup).
-    pub fn oom_watch(&self) -> Option<OomWatch> {
+    pub fn oom_watch(&self) -> Option<oom::OomWatch> {
         let last = self.oom_kills();
         match (self.layout, &self.v2) {
-            (Layout::Unified, Some(d)) => OomWatch::v2(d, last),
-            _ => OomWatch::v1(self.v1_dir("memory")?, last),
+            (Layout::Unified, Some(d)) => oom::OomWatch::v2(d, last),
+            _ => oom::OomWatch::v1(self.v1_dir("memory")?, last),
         }
     }
 
@@ -669,112 +668,6 @@ impl Placement {
                 }
             }
         }
-    }
-}
-
-/// The kernel's notice of OOM kills in a memory cgroup: v2 touches memory.events (inotify),
-/// v1 signals an eventfd registered for memory.oom_control. Waking at once matters: systemd
-/// removes a scope's cgroup as soon as its last process is gone, which an OOM kill may cause,
-/// and the count goes with it.
-pub struct OomWatch {
-    fd: OomFd,
-    /// v1: memory.oom_control, held open while the eventfd is registered for it.
-    _control: Option<fs::File>,
-    dir: PathBuf,
-    /// The count seen so far, and kills seen but not yet taken.
-    last: u64,
-    pending: u64,
-}
-
-enum OomFd {
-    Inotify(nix::sys::inotify::Inotify),
-    EventFd(nix::sys::eventfd::EventFd),
-}
-
-impl OomWatch {
-    fn v2(dir: &Path, last: u64) -> Option<OomWatch> {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-        let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
-        ino.add_watch(&dir.join("memory.events"), AddWatchFlags::IN_MODIFY)
-            .ok()?;
-        Some(OomWatch {
-            fd: OomFd::Inotify(ino),
-            _control: None,
-            dir: dir.to_path_buf(),
-            last,
-            pending: 0,
-        })
-    }
-
-    fn v1(dir: &Path, last: u64) -> Option<OomWatch> {
-        use nix::sys::eventfd::{EfdFlags, EventFd};
-        use std::os::fd::AsRawFd;
-        let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok()?;
-        let control = fs::File::open(dir.join("memory.oom_control")).ok()?;
-        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
-        fs::write(dir.join("cgroup.event_control"), line).ok()?;
-        Some(OomWatch {
-            fd: OomFd::EventFd(efd),
-            _control: Some(control),
-            dir: dir.to_path_buf(),
-            last,
-            pending: 0,
-        })
-    }
-
-    fn count(&self) -> u64 {
-        match self.fd {
-            OomFd::Inotify(_) => v2::oom_kills(&self.dir),
-            OomFd::EventFd(_) => v1::oom_kill_count(&self.dir),
-        }
-    }
-
-    /// Counts kills the cgroup reports now (a wake-up may have been missed).
-    fn observe(&mut self, n: u64) {
-        if n > self.last {
-            self.pending += n - self.last;
-            self.last = n;
-        }
-    }
-
-    /// Waits up to `timeout` for the kernel's notice, reading the count at once on one.
-    pub fn wait(&mut self, timeout: Duration) {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let fd = match &self.fd {
-            OomFd::Inotify(i) => i.as_fd(),
-            OomFd::EventFd(e) => e.as_fd(),
-        };
-        if !poll(
-            &mut [PollFd::new(fd, PollFlags::POLLIN)],
-            PollTimeout::from(ms),
-        )
-        .is_ok_and(|n| n > 0)
-        {
-            return;
-        }
-        let n = self.count();
-        match &self.fd {
-            OomFd::Inotify(i) => {
-                let _ = i.read_events();
-                self.observe(n);
-            }
-            OomFd::EventFd(e) => {
-                let _ = e.read();
-                // v1 notifies when the cgroup goes away too; a notice while it is still there
-                // is an OOM, even if the kill is not counted yet.
-                if self.dir.exists() {
-                    self.observe(n.max(self.last + 1));
-                }
-            }
-        }
-    }
-
-    /// The kills seen since the last call, given the count the cgroup shows now.
-    pub fn take(&mut self, now: u64) -> u64 {
-        self.observe(now);
-        std::mem::take(&mut self.pending)
     }
 }
 
