@@ -411,3 +411,18 @@ pub fn soak_rounds(default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Whether /sys/fs/cgroup is the unified (v2) hierarchy.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Shell that prints, from inside a container, its memory limit, pids limit and cpu weight
+/// (v2) or shares (v1), one per line.
+pub fn limits_probe() -> &'static str {
+    if cgroup_v2() {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares"
+    }
+}

@@ -2,26 +2,13 @@
 
 use spec_tests::*;
 
-fn v2() -> bool {
-    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
-/// Shell that prints one value per line: memory limit, pids limit, cpu weight-or-shares.
-fn probe() -> &'static str {
-    if v2() {
-        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight"
-    } else {
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares"
-    }
-}
-
 #[test]
 fn memory_pids_and_cpu_limits_apply() {
-    let mut c = Ctx::new("limits", &["sh", "-c", probe()]);
+    let mut c = Ctx::new("limits", &["sh", "-c", limits_probe()]);
     c.config()["linux"]["resources"]["memory"] = json!({"limit": 67108864});
     c.config()["linux"]["resources"]["pids"] = json!({"limit": 42});
     c.config()["linux"]["resources"]["cpu"] = json!({"shares": 1024});
-    let shares = if v2() { "39" } else { "1024" };
+    let shares = if cgroup_v2() { "39" } else { "1024" };
     assert_eq!(c.run_ok(), format!("67108864\n42\n{shares}\n"));
 }
 
@@ -62,8 +49,8 @@ fn update_changes_limits_of_a_running_container() {
         &c.id,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let read = || stdout(&c.husk(&["exec", &c.id, "sh", "-c", probe()]));
-    let shares = if v2() { "20" } else { "512" };
+    let read = || stdout(&c.husk(&["exec", &c.id, "sh", "-c", limits_probe()]));
+    let shares = if cgroup_v2() { "20" } else { "512" };
     assert_eq!(read(), format!("134217728\n20\n{shares}\n"));
     // containerd's form: a LinuxResources document on stdin.
     let mut child = c
@@ -92,7 +79,7 @@ fn bad_update_value_is_refused() {
 
 #[test]
 fn unified_map_on_cgroup_v1_is_refused() {
-    if v2() {
+    if cgroup_v2() {
         return;
     }
     let mut c = Ctx::new("unifiedv1", &["true"]);
@@ -193,7 +180,7 @@ fn device_rules_decide_which_nodes_open() {
 /// a running container; on v1 the rules of create stay (with a warning), as rewriting
 /// devices.deny/allow would refuse everything for a moment.
 #[test]
-fn update_replaces_device_rules_on_v2() {
+fn update_replaces_device_rules_on_cgroup_v2() {
     let mut c = Ctx::new(
         "devupdate",
         &["sh", "-c", "mknod /dev/hloop b 7 0; sleep 100"],
@@ -229,7 +216,7 @@ fn update_replaces_device_rules_on_v2() {
     .unwrap();
     let up = c.husk(&["update", "--resources", &rules.to_string_lossy(), &c.id]);
     assert!(up.status.success(), "{}", stderr(&up));
-    if v2() {
+    if cgroup_v2() {
         assert!(
             !read().contains("Operation not permitted"),
             "the new rules hold: {}",
@@ -267,7 +254,7 @@ fn check_before_update_refuses_a_limit_below_usage() {
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     assert_one_line_error(&out, &["checkBeforeUpdate", "65536"]);
-    let file = if v2() {
+    let file = if cgroup_v2() {
         "/sys/fs/cgroup/memory.max"
     } else {
         "/sys/fs/cgroup/memory/memory.limit_in_bytes"
@@ -282,7 +269,7 @@ fn check_before_update_refuses_a_limit_below_usage() {
 /// in one line naming the field and the device, and the create leaves nothing.
 #[test]
 fn rdma_limits_are_written_and_a_missing_device_is_named() {
-    let mounted = if v2() {
+    let mounted = if cgroup_v2() {
         std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
             .is_ok_and(|s| s.split_whitespace().any(|c| c == "rdma"))
     } else {

@@ -27,6 +27,65 @@ fn as_nobody(c: &Ctx, xdg: &std::path::Path, args: &[&str]) -> std::process::Out
     }
 }
 
+/// A v2 subtree handed to nobody as systemd hands one over (the directories and the files
+/// that move processes and enable controllers), with a `runner` cgroup inside it: v2 allows
+/// no process where controllers are handed on, so what runs as nobody starts there.
+fn delegate(top: &std::path::Path) -> std::path::PathBuf {
+    let runner = top.join("runner");
+    std::fs::create_dir_all(&runner).unwrap();
+    for d in [top, &runner] {
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(d.join(f), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    runner
+}
+
+/// util-linux's setpriv by path: busybox's sh runs its own applet, which cannot switch user.
+fn setpriv() -> std::path::PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("setpriv"))
+        .find(|p| p.exists())
+        .unwrap()
+}
+
+/// `sh -c` that moves itself into `cgroup`, then execs `cmd` as nobody; stdout and stderr
+/// through files (a container's init may hold them).
+fn in_cgroup_as_nobody(
+    c: &Ctx,
+    xdg: &std::path::Path,
+    cgroup: &std::path::Path,
+    cmd: &str,
+) -> (bool, String, String) {
+    let base = c.root.parent().unwrap();
+    let (out, err) = (base.join("out"), base.join("err"));
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {cmd}",
+        cgroup.display(),
+        setpriv().display(),
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", xdg)
+        .current_dir(&c.bundle.dir)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    (
+        status.success(),
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap(),
+    )
+}
+
 /// A bundle from `spec --rootless`, written by nobody, running `args`; None (the test skips)
 /// where no setpriv can switch user.
 fn rootless_bundle(name: &str, args: &[&str]) -> Option<(Ctx, std::path::PathBuf)> {
@@ -165,7 +224,7 @@ fn an_ordinary_user_runs_a_container() {
 /// VM); on v1 a user has no delegation and the test skips.
 #[test]
 fn a_delegated_v2_subtree_takes_the_limits() {
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if !cgroup_v2() {
         return eprintln!("skipped: cgroup v2 only");
     }
     let Some((mut c, xdg)) = rootless_bundle(
@@ -178,56 +237,16 @@ fn a_delegated_v2_subtree_takes_the_limits() {
     ) else {
         return;
     };
-    // The subtree and its runner cgroup, handed to nobody as systemd hands one over: the
-    // directories and the files that move processes and enable controllers.
     let top = std::path::PathBuf::from(format!("/sys/fs/cgroup/husk-deleg-{}", c.id));
-    let runner = top.join("runner");
-    std::fs::create_dir_all(&runner).unwrap();
-    for d in [&top, &runner] {
-        for f in [
-            "",
-            "cgroup.procs",
-            "cgroup.subtree_control",
-            "cgroup.threads",
-        ] {
-            std::os::unix::fs::chown(d.join(f), Some(65534), Some(65534)).unwrap();
-        }
-    }
+    let runner = delegate(&top);
     let _cleanup = RemoveOnDrop(vec![runner.clone(), top.clone()]);
     c.config()["linux"]["cgroupsPath"] = json!(format!("/husk-deleg-{}/c", c.id));
     c.config()["linux"]["resources"] =
         json!({"pids": {"limit": 42}, "memory": {"limit": 67108864}});
     c.bundle.write();
-    // husk starts in the runner cgroup: v2 allows no process where controllers are handed on.
-    let base = c.root.parent().unwrap();
-    let (out, err) = (base.join("out"), base.join("err"));
-    // By path: busybox's sh would run its own setpriv applet, which cannot switch user.
-    let setpriv = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| std::path::Path::new(d).join("setpriv"))
-        .find(|p| p.exists())
-        .unwrap();
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {} run {}",
-        runner.display(),
-        setpriv.display(),
-        husk_bin().display(),
-        c.id
-    );
-    let status = Command::new("sh")
-        .args(["-c", &script])
-        .env("XDG_RUNTIME_DIR", &xdg)
-        .current_dir(&c.bundle.dir)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    let (out, err) = (
-        std::fs::read_to_string(&out).unwrap(),
-        std::fs::read_to_string(&err).unwrap(),
-    );
-    assert!(status.success(), "run: {err}");
+    let run = format!("{} run {}", husk_bin().display(), c.id);
+    let (ok, out, err) = in_cgroup_as_nobody(&c, &xdg, &runner, &run);
+    assert!(ok, "run: {err}");
     assert_eq!(out, "42\n67108864\n", "{err}");
     assert_eq!(err, "", "a delegated subtree needs no warning");
     assert!(!top.join("c").exists(), "the container's cgroup is left");
@@ -255,32 +274,15 @@ fn systemd_user_manager_gives_a_rootless_container_its_scope() {
         sd || std::env::var_os("HUSK_EXPECT_SYSTEMD").is_none(),
         "HUSK_EXPECT_SYSTEMD is set but systemd is not running"
     );
-    if !sd || !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if !sd || !cgroup_v2() {
         return eprintln!("skipped: needs systemd on cgroup v2");
     }
     let Some((mut c, xdg)) = rootless_bundle("sduser", &["cat", "/sys/fs/cgroup/pids.max"]) else {
         return;
     };
     let top = std::path::PathBuf::from(format!("/sys/fs/cgroup/husk-user-{}", c.id));
-    let runner = top.join("runner");
-    std::fs::create_dir_all(&runner).unwrap();
-    for d in [&top, &runner] {
-        for f in [
-            "",
-            "cgroup.procs",
-            "cgroup.subtree_control",
-            "cgroup.threads",
-        ] {
-            std::os::unix::fs::chown(d.join(f), Some(65534), Some(65534)).unwrap();
-        }
-    }
+    let runner = delegate(&top);
     std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let setpriv = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| std::path::Path::new(d).join("setpriv"))
-        .find(|p| p.exists())
-        .unwrap();
     // The user's manager, in the delegated subtree's root; it moves itself to init.scope.
     let log_path = c.root.parent().unwrap().join("manager.log");
     let manager_log = std::fs::File::create(&log_path).unwrap();
@@ -290,7 +292,7 @@ fn systemd_user_manager_gives_a_rootless_container_its_scope() {
             &format!(
                 "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- /lib/systemd/systemd --user",
                 top.display(),
-                setpriv.display()
+                setpriv().display()
             ),
         ])
         .env("XDG_RUNTIME_DIR", &xdg)
@@ -315,29 +317,10 @@ fn systemd_user_manager_gives_a_rootless_container_its_scope() {
     c.config()["linux"]["cgroupsPath"] = json!(format!(":husk:{}", c.id));
     c.config()["linux"]["resources"] = json!({"pids": {"limit": 42}});
     c.bundle.write();
-    let base = c.root.parent().unwrap();
-    let (out, err) = (base.join("out"), base.join("err"));
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {} --systemd-cgroup run {}",
-        runner.display(),
-        setpriv.display(),
-        husk_bin().display(),
-        c.id
-    );
-    let status = Command::new("sh")
-        .args(["-c", &script])
-        .env("XDG_RUNTIME_DIR", &xdg)
-        .current_dir(&c.bundle.dir)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    let (out, err) = (
-        std::fs::read_to_string(&out).unwrap(),
-        std::fs::read_to_string(&err).unwrap(),
-    );
+    let run = format!("{} --systemd-cgroup run {}", husk_bin().display(), c.id);
+    let (ok, out, err) = in_cgroup_as_nobody(&c, &xdg, &runner, &run);
     assert!(
-        status.success(),
+        ok,
         "run: {err}\nmanager ({:?}): {}",
         manager.try_wait(),
         log()
@@ -384,7 +367,7 @@ fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// container runs without a cgroup, after one warning line, as with runc.
 #[test]
 fn systemd_cgroup_on_v1_runs_rootless_without_a_cgroup() {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if cgroup_v2() {
         return eprintln!("skipped: cgroup v1 only");
     }
     let Some((mut c, xdg)) = rootless_bundle("sdv1", &["id", "-u"]) else {

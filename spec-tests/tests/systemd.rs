@@ -19,10 +19,6 @@ fn systemd() -> bool {
     up
 }
 
-fn v2() -> bool {
-    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
 /// `systemctl show -p NAME --value UNIT`.
 fn show(unit: &str, prop: &str) -> String {
     let out = std::process::Command::new("systemctl")
@@ -47,7 +43,7 @@ fn create(c: &Ctx) -> std::process::Output {
 /// The container's cgroup directories on this host, in every hierarchy that has one.
 fn cgroup_dirs(cgroup: &str) -> Vec<std::path::PathBuf> {
     let rel = cgroup.trim_start_matches('/');
-    let dirs = if v2() {
+    let dirs = if cgroup_v2() {
         vec![Path::new("/sys/fs/cgroup").join(rel)]
     } else {
         std::fs::read_dir("/sys/fs/cgroup")
@@ -68,15 +64,6 @@ fn all_in(table: &str, cgroup: &str) -> bool {
             .all(|l| l.ends_with(cgroup) || l.ends_with(":/"))
 }
 
-/// Shell that prints the memory limit, the pids limit and cpu weight (v2) or shares (v1).
-fn probe() -> &'static str {
-    if v2() {
-        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight"
-    } else {
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares"
-    }
-}
-
 #[test]
 fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     if !systemd() {
@@ -95,7 +82,7 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     assert_eq!(show(&unit, "Delegate"), "yes");
     assert_eq!(show(&unit, "ControlGroup"), cgroup);
     assert_eq!(show(&unit, "TasksMax"), "42");
-    let (mem_prop, shares) = if v2() {
+    let (mem_prop, shares) = if cgroup_v2() {
         ("MemoryMax", "39")
     } else {
         ("MemoryLimit", "1024")
@@ -106,7 +93,7 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(all_in(&table, &cgroup), "want {cgroup}:\n{table}");
     assert!(c.husk(&["start", &c.id]).status.success());
-    let read = || stdout(&c.husk(&["exec", &c.id, "sh", "-c", probe()]));
+    let read = || stdout(&c.husk(&["exec", &c.id, "sh", "-c", limits_probe()]));
     assert_eq!(read(), format!("67108864\n42\n{shares}\n"));
     // An exec joins the scope too.
     let own = stdout(&c.husk(&["exec", &c.id, "cat", "/proc/self/cgroup"]));
@@ -280,13 +267,13 @@ fn the_cgroupfs_driver_works_beside_systemd() {
     if !systemd() {
         return;
     }
-    let mut c = Ctx::new("cgroupfs", &["sh", "-c", probe()]);
+    let mut c = Ctx::new("cgroupfs", &["sh", "-c", limits_probe()]);
     let path = format!("/husk-cgroupfs/{}", c.id);
     c.config()["linux"]["cgroupsPath"] = json!(path);
     c.config()["linux"]["resources"]["memory"] = json!({"limit": 67108864});
     c.config()["linux"]["resources"]["pids"] = json!({"limit": 42});
     c.config()["linux"]["resources"]["cpu"] = json!({"shares": 1024});
-    let shares = if v2() { "39" } else { "1024" };
+    let shares = if cgroup_v2() { "39" } else { "1024" };
     assert_eq!(c.run_ok(), format!("67108864\n42\n{shares}\n"));
     assert!(cgroup_dirs(&path).is_empty());
     assert!(cgroup_dirs("/husk-cgroupfs").is_empty());
