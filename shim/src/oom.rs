@@ -99,15 +99,29 @@ pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<Opt
     let watch = w.clone();
     if unified {
         let ino = Inotify::init(InitFlags::IN_CLOEXEC).ctx(|| "inotify_init")?;
-        ino.add_watch(&counter, AddWatchFlags::IN_MODIFY)
-            .ctx(|| format!("inotify on {}", counter.display()))?;
-        spawn(move || loop {
-            let Ok(evs) = ino.read_events() else { return };
-            if evs
-                .iter()
-                .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
-            {
-                return; // the cgroup is gone
+        // cgroup.events too: a cgroup's removal sends no IN_IGNORED for its files here (6.1),
+        // so the watcher ends when the cgroup has no process left (populated 0), as
+        // containerd's own watcher does; without that, each container left a thread and an fd.
+        let events = dir.join("cgroup.events");
+        for f in [&counter, &events] {
+            ino.add_watch(f, AddWatchFlags::IN_MODIFY)
+                .ctx(|| format!("inotify on {}", f.display()))?;
+        }
+        let emptied = move || {
+            fs::read_to_string(&events)
+                .map_or(true, |s| s.lines().any(|l| l.trim() == "populated 0"))
+        };
+        // Watches first, then the check: an exit in between still wakes the read.
+        spawn(move || {
+            while !emptied() {
+                let Ok(evs) = ino.read_events() else { return };
+                watch.flush();
+                if evs
+                    .iter()
+                    .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
+                {
+                    return;
+                }
             }
             watch.flush();
         })?;
