@@ -2,8 +2,7 @@
 # Runs the spec-tests in a pure cgroup v2 VM: Debian's kernel under QEMU, an initramfs with
 # busybox, a static husk and the static spec-tests binaries (hack/vm/init is its /init). Most
 # hosts are cgroup v2 only; the machines these scripts usually run on are v1 hybrid, so this is
-# where husk's v2 code meets a real v2 host. cri.rs runs behind a containerd copied in; shim.rs
-# (ctr, with tty and Go-shim variants) wants more of a host and is left out.
+# where husk's v2 code meets a real v2 host. shim.rs and cri.rs run behind a containerd copied in.
 #
 #   hack/vm.sh               # build, boot, run every test file; non-zero if one fails
 #   hack/vm.sh FILTER        # only tests whose name contains FILTER (libtest's filter)
@@ -72,7 +71,7 @@ cp "target/$host/release/husk" "$stage/husk/husk"
 names=()
 while read -r name exe; do
 	case $mode:$name in
-	*:shim) continue ;; # ctr's tests want more of a host (script, the Go shim)
+	systemd*:shim) continue ;; # the driver's own CRI test covers the shim there
 	# Under systemd, its driver's tests. (The others give bundles no cgroupsPath, so their
 	# cgroups go below the runner's own, which v2 refuses below a systemd service that has
 	# processes: they need the plain VM, where the runner is in the root cgroup.)
@@ -99,7 +98,8 @@ echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"
 echo "${HUSK_VM_FILE_TIMEOUT:-300}" >"$stage/husk/limit"
 install -m 0755 hack/vm/init "$stage/init"
 # util-linux's setpriv (busybox's cannot switch user) and newuidmap/newgidmap, with the
-# libraries they load, for the rootless tests; /usr/local/bin comes first in run-tests' PATH.
+# libraries they load, for the rootless tests, and script(1) for the shim's tty test;
+# /usr/local/bin comes first in run-tests' PATH.
 copy_with_libs() {
 	local f
 	for f in "$1" $(ldd "$1" | grep -o '/[^ ]*'); do
@@ -108,7 +108,7 @@ copy_with_libs() {
 	done
 }
 mkdir -p "$stage/usr/local/bin"
-for bin in /usr/bin/setpriv /usr/bin/newuidmap /usr/bin/newgidmap; do
+for bin in /usr/bin/setpriv /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/script; do
 	copy_with_libs "$bin"
 	mv "$stage$bin" "$stage/usr/local/bin/"
 done
