@@ -370,3 +370,104 @@ fn systemd_a_pod_in_a_slice_runs_in_scopes() {
     });
     c.assert_no_residue();
 }
+
+/// A pod with a network of its own, as most pods are: containerd makes the namespace and
+/// asks CNI (a bridge and host-local addresses, from containernetworking-plugins) to wire
+/// it; the sandbox and the container join it through its path. The container sees the
+/// address CNI gave and a loopback that is up.
+#[test]
+fn a_pod_with_its_own_network_gets_its_address_from_cni() {
+    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        return eprintln!("skipped: no CNI plugins (containernetworking-plugins)");
+    }
+    if std::process::Command::new("ip")
+        .args(["link", "add", "husk-cnitest", "type", "bridge"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        return eprintln!("skipped: no bridge support in this kernel");
+    }
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "husk-cnitest"])
+        .status();
+    let c = Containerd::start_cri("cni");
+    let _net = CniNetwork::new(&c.dir.join("cni"));
+    block_on(async {
+        let mut cri = connect(&c.sock).await;
+        // CRI picks the configuration up by watching its directory.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let st = cri.status(StatusRequest { verbose: false }).await.unwrap();
+            let ready = st.into_inner().status.is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.r#type == "NetworkReady" && c.status)
+            });
+            if ready {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "CNI never ready");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut config = pod_config(&c);
+        config.linux.as_mut().unwrap().security_context = None;
+        let id = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: "husk".into(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let mut pod = Pod { cri, config, id };
+        let ctr = pod.start("net", &["sleep", "1000"]).await;
+        let r = pod
+            .exec(
+                &ctr,
+                &["sh", "-c", "ip -4 -o addr show eth0; ip -o link show lo"],
+            )
+            .await;
+        let out = String::from_utf8_lossy(&r.stdout).to_string();
+        assert!(out.contains("inet 10.88.77."), "{out}");
+        assert!(out.contains("LOOPBACK,UP"), "{out}");
+        pod.stop(&ctr).await;
+        pod.remove(&ctr).await;
+        pod.end().await;
+    });
+    c.assert_no_residue();
+}
+
+/// A CNI bridge network in containerd's configuration directory; its bridge and address
+/// store go when dropped.
+struct CniNetwork;
+
+const CNI_NET: &str = "husk-cni-test";
+
+impl CniNetwork {
+    fn new(dir: &std::path::Path) -> CniNetwork {
+        std::fs::create_dir_all(dir).unwrap();
+        let conf = serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": CNI_NET,
+            "plugins": [{
+                "type": "bridge",
+                "bridge": "husk-cni0",
+                "isGateway": true,
+                "ipMasq": false,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.77.0/24"}]]}
+            }, {"type": "loopback"}]
+        });
+        std::fs::write(dir.join("10-husk.conflist"), conf.to_string()).unwrap();
+        CniNetwork
+    }
+}
+
+impl Drop for CniNetwork {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", "husk-cni0"])
+            .status();
+        let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/{CNI_NET}"));
+    }
+}
