@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
-ensure_packages busybox-static jq containerd bsdutils protobuf-compiler strace podman uidmap containernetworking-plugins
+ensure_packages busybox-static jq containerd bsdutils protobuf-compiler strace podman uidmap containernetworking-plugins docker.io
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hack/test.sh: the spec-tests create real containers and need root" >&2

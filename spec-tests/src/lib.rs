@@ -61,7 +61,7 @@ impl Bundle {
     }
 }
 
-fn make_rootfs(dir: &Path) {
+pub fn make_rootfs(dir: &Path) {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for d in ["dev", "proc", "sys", "tmp", "etc", "root"] {

@@ -291,3 +291,25 @@ fn rdma_limits_are_written_and_a_missing_device_is_named() {
     );
     c.assert_no_residue();
 }
+
+/// A 0 in a limit means "not set", as runc reads it: Docker sends one for every limit it
+/// leaves alone (cpu shares 0 would otherwise be refused, memory 0 be a limit of nothing).
+#[test]
+fn zero_limits_are_unset_as_docker_sends_them() {
+    let mut c = Ctx::new("zeros", &["sh", "-c", limits_probe()]);
+    c.config()["linux"]["resources"] = json!({
+        "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+        "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0, "realtimePeriod": 0},
+        "pids": {"limit": 0},
+        "blockIO": {"weight": 0}
+    });
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    let unlimited = if cgroup_v2() {
+        "max"
+    } else {
+        "9223372036854771712"
+    };
+    assert_eq!(lines[0], unlimited, "{out}");
+    assert_eq!(lines[1], "max", "{out}");
+}

@@ -447,6 +447,7 @@ impl Placement {
     /// Writes `linux.resources` (all but devices) into the container's cgroups: at create,
     /// and again for `update`.
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let r = &unset_zeros(r);
         match (self.layout, &self.v2) {
             (Layout::Unified, Some(dir)) => v2::apply_resources(dir, r),
             (Layout::Unified, None) => Ok(()),
@@ -704,6 +705,44 @@ pub(crate) fn field_of(file: &str) -> &'static str {
     }
 }
 
+/// `linux.resources` as runc reads it: a 0 in one of these limits means "not set", not "limit
+/// to 0" — Docker sends a 0 for every limit it leaves alone.
+pub(crate) fn unset_zeros(
+    r: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    const ZERO_IS_UNSET: &[(&str, &[&str])] = &[
+        (
+            "memory",
+            &["limit", "reservation", "swap", "kernel", "kernelTCP"],
+        ),
+        (
+            "cpu",
+            &[
+                "shares",
+                "quota",
+                "period",
+                "realtimeRuntime",
+                "realtimePeriod",
+            ],
+        ),
+        ("blockIO", &["weight", "leafWeight"]),
+    ];
+    let Ok(mut v) = serde_json::to_value(r) else {
+        return r.clone();
+    };
+    for (field, keys) in ZERO_IS_UNSET {
+        if let Some(o) = v.get_mut(*field).and_then(|o| o.as_object_mut()) {
+            o.retain(|k, val| !(keys.contains(&k.as_str()) && *val == 0));
+        }
+    }
+    if v["pids"]["limit"] == 0 {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("pids");
+        }
+    }
+    serde_json::from_value(v).unwrap_or_else(|_| r.clone())
+}
+
 /// `linux.resources.rdma` as rdma.max lines ("mlx5_0 hca_handle=2 hca_object=2000"), the same
 /// on v1 and v2; devices in name order, so the writes are the same from run to run.
 pub(crate) fn rdma_lines(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
@@ -810,6 +849,22 @@ mod tests {
 35 30 0:31 / /sys/fs/cgroup/systemd rw shared:16 - cgroup cgroup rw,xattr,name=systemd
 36 30 0:29 / /mnt/again rw shared:14 - cgroup cgroup rw,cpu,cpuacct
 ";
+
+    #[test]
+    fn zeros_mean_unset_as_docker_sends_them() {
+        let r: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 0, "reservation": 0, "swap": 0, "swappiness": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "0"},
+            "pids": {"limit": 0},
+            "blockIO": {"weight": 0}
+        }))
+        .unwrap();
+        let got = serde_json::to_value(unset_zeros(&r)).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"memory": {"swappiness": 0}, "cpu": {"cpus": "0"}, "blockIO": {}})
+        );
+    }
 
     #[test]
     fn mountinfo_yields_each_hierarchy_once() {

@@ -463,6 +463,7 @@ pub fn stop(unit: &Unit) -> Result<()> {
 /// The unit properties for `linux.resources`, with the names and units systemd uses on each
 /// hierarchy (runc's choice of properties).
 fn resource_properties(r: &LinuxResources, layout: Layout) -> Result<Vec<(String, Value)>> {
+    let r = &super::unset_zeros(r);
     let v2 = layout == Layout::Unified;
     let mut p: Vec<(String, Value)> = Vec::new();
     let mut set = |k: &str, v: Value| p.push((k.to_string(), v));
