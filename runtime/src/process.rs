@@ -79,8 +79,8 @@ pub struct Program {
     pub env: Vec<String>,
 }
 
-/// The last steps before exec, shared by the container's init and `exec`: rlimits, the user
-/// switch with capabilities, cwd, the program lookup, the fds to keep, and seccomp. Without
+/// The last steps before exec, shared by the container's init and `exec`: rlimits, the fds
+/// to keep, the user switch with capabilities, cwd, the program lookup, and seccomp. Without
 /// noNewPrivileges, loading a filter needs CAP_SYS_ADMIN, so it is loaded before the switch;
 /// with it, as late as possible. A NOTIFY listener goes to the runtime over `ch`.
 pub fn finalize(
@@ -100,6 +100,8 @@ pub fn finalize(
     env.extend(extra_env.iter().cloned());
     let args = p.args().clone().unwrap_or_default();
     let nnp = p.no_new_privileges() == Some(true);
+    // Before any filter: a profile need not allow close_range (runtime-tools' does not).
+    prepare_fds(preserve_fds)?;
     if !nnp {
         crate::seccomp::apply(seccomp, ch)?;
     }
@@ -110,7 +112,6 @@ pub fn finalize(
     }
     let path = find_program(&args[0], &env)?;
     crate::lsm::apply_on_exec(p)?;
-    prepare_fds(preserve_fds)?;
     if nnp {
         crate::seccomp::apply(seccomp, ch)?;
     }

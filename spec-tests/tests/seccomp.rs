@@ -169,3 +169,23 @@ fn notify_on_write_is_refused() {
     );
     c.assert_no_residue();
 }
+
+/// A profile written before close_range existed (runtime-tools' default among them) denies
+/// it; without noNewPrivileges the filter is loaded early, so husk must have marked its fds
+/// close-on-exec before that, not after (it failed every such container with EPERM).
+#[test]
+fn a_profile_that_denies_close_range_still_starts() {
+    let mut c = with_profile(
+        "noclose",
+        "echo started",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
+        }),
+    );
+    c.config()["process"]["noNewPrivileges"] = json!(false);
+    assert_eq!(c.run_ok(), "started\n");
+    // And no runtime fd reached it: only stdio is open in the container.
+    c.config()["process"]["args"] = json!(["ls", "/proc/self/fd"]);
+    assert_eq!(c.run_ok(), "0\n1\n2\n3\n");
+}
