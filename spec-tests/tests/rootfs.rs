@@ -137,6 +137,9 @@ fn rootfs_propagation_private_reaches_root_mount() {
     );
     c.config()["linux"]["rootfsPropagation"] = json!("rshared");
     assert!(c.run_ok().contains("shared:"));
+    // Unbindable too: given after pivot_root (before it, the rootfs bind would be refused).
+    c.config()["linux"]["rootfsPropagation"] = json!("unbindable");
+    assert!(c.run_ok().contains("unbindable"));
 }
 
 #[test]

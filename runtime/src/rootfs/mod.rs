@@ -19,6 +19,9 @@ use crate::cgroups::{Layout, Placement};
 use crate::error::{Context, Error, Result};
 use mounts::{mount_entry, propagation_flag, remount, remount_named, Spot, Target};
 
+/// rootfsPropagation modes that can only be given to the new root, after pivot_root.
+const AFTER_PIVOT: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_UNBINDABLE);
+
 pub struct Rootfs<'a> {
     pub spec: &'a Spec,
     /// The rootfs as the runtime sees it, before pivot_root.
@@ -32,10 +35,11 @@ pub struct Rootfs<'a> {
 impl Rootfs<'_> {
     /// Everything before pivot_root: propagation, the rootfs bind, every mount and /dev.
     pub fn prepare(&self) -> Result<()> {
-        // Nothing below may propagate back to the host, and pivot_root refuses shared mounts:
-        // a shared rootfsPropagation is applied to the new root after pivot_root.
+        // Nothing below may propagate back to the host, pivot_root refuses shared mounts and
+        // an unbindable / cannot give the rootfs bind below: a shared or unbindable
+        // rootfsPropagation is applied to the new root after pivot_root.
         let prop = self.root_propagation()?;
-        let before = if prop.contains(MsFlags::MS_SHARED) {
+        let before = if prop.intersects(AFTER_PIVOT) {
             MsFlags::MS_SLAVE | MsFlags::MS_REC
         } else {
             prop
@@ -276,9 +280,10 @@ impl Rootfs<'_> {
         .ctx(|| "make old root a slave")?;
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root")?;
         chdir("/").ctx(|| "chdir /")?;
-        // A shared rootfsPropagation applies to the new root, now that pivot_root is done.
+        // A shared or unbindable rootfsPropagation applies to the new root, now that
+        // pivot_root is done.
         let prop = self.root_propagation()?;
-        if prop.contains(MsFlags::MS_SHARED) {
+        if prop.intersects(AFTER_PIVOT) {
             mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
                 .ctx(|| format!("set propagation {prop:?} on the new /"))?;
         }
