@@ -218,7 +218,17 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
         if let Some(w) = b.weight() {
             write(d, bfq("blkio.weight", "blkio.bfq.weight"), w)?;
         }
-        if let Some(w) = b.leaf_weight() {
+        // Leaf weights were CFQ's; BFQ (the only weighted scheduler from 5.0) has none.
+        let leaf = d.join("blkio.leaf_weight").exists();
+        let wants_leaf = b.leaf_weight().is_some()
+            || b.weight_device()
+                .iter()
+                .flatten()
+                .any(|w| w.leaf_weight().is_some());
+        if wants_leaf && !leaf {
+            crate::log::warn("linux.resources.blockIO leaf weights: this kernel's blkio has none (CFQ is gone): ignored");
+        }
+        if let Some(w) = b.leaf_weight().filter(|_| leaf) {
             write(d, "blkio.leaf_weight", w)?;
         }
         for wd in b.weight_device().iter().flatten() {
@@ -229,7 +239,7 @@ pub fn apply_resources(pl: &super::Placement, r: &LinuxResources) -> Result<()> 
                     format!("{}:{} {w}", wd.major(), wd.minor()),
                 )?;
             }
-            if let Some(w) = wd.leaf_weight() {
+            if let Some(w) = wd.leaf_weight().filter(|_| leaf) {
                 write(
                     d,
                     "blkio.leaf_weight_device",
