@@ -9,6 +9,7 @@
 #   hack/vm.sh --systemd     # systemd as PID 1 (cgroup v2): the systemd-driver tests
 #   hack/vm.sh --systemd-v1  # the same with systemd's v1/v2 hybrid layout
 #   HUSK_VM_TIMEOUT=30m HUSK_VM_FILE_TIMEOUT=600 HUSK_VM_THREADS=2 hack/vm.sh
+#   HUSK_VM_EXTRA=DIR hack/vm.sh   # DIR goes along as /extra; its run.sh runs first
 #
 # HUSK_VM_TIMEOUT bounds the whole VM (20m), HUSK_VM_FILE_TIMEOUT each test binary in it
 # (300 s), HUSK_VM_THREADS is libtest's --test-threads (1: output in order).
@@ -97,6 +98,11 @@ printf '%s\n' "$filter" >"$stage/husk/filter"
 echo "${HUSK_VM_THREADS:-1}" >"$stage/husk/threads"
 echo "${HUSK_VM_FILE_TIMEOUT:-300}" >"$stage/husk/limit"
 install -m 0755 hack/vm/init "$stage/init"
+# HUSK_VM_EXTRA=DIR: a directory to take along (as /extra) whose run.sh runs before the tests,
+# e.g. a conformance suite built elsewhere.
+if [ -n "${HUSK_VM_EXTRA:-}" ]; then
+	cp -a "$HUSK_VM_EXTRA" "$stage/extra"
+fi
 # util-linux's setpriv (busybox's cannot switch user) and newuidmap/newgidmap, with the
 # libraries they load, for the rootless tests, and script(1) for the shim's tty test;
 # /usr/local/bin comes first in run-tests' PATH.

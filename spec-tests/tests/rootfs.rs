@@ -140,6 +140,12 @@ fn rootfs_propagation_private_reaches_root_mount() {
     // Unbindable too: given after pivot_root (before it, the rootfs bind would be refused).
     c.config()["linux"]["rootfsPropagation"] = json!("unbindable");
     assert!(c.run_ok().contains("unbindable"));
+    // The non-recursive modes leave the bundle's own mount as it was: shared where the
+    // bundle is on a mount of its own (the VM's /tmp), which pivot_root refuses.
+    for mode in ["slave", "private"] {
+        c.config()["linux"]["rootfsPropagation"] = json!(mode);
+        c.run_ok();
+    }
 }
 
 #[test]

@@ -19,6 +19,42 @@ use crate::cgroups::{Layout, Placement};
 use crate::error::{Context, Error, Result};
 use mounts::{mount_entry, propagation_flag, remount, remount_named, Spot, Target};
 
+/// Makes the mount the rootfs lives on private (in the container's mount namespace) if it is
+/// shared, as runc does.
+fn parent_mount_private(rootfs: &Path) -> Result<()> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut parent: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let Some((pre, _)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let Some(mp) = f.get(4).map(|m| PathBuf::from(crate::cgroups::unescape(m))) else {
+            continue;
+        };
+        // The deepest mount point above the rootfs; a later line is a mount stacked on top.
+        let deeper = parent
+            .as_ref()
+            .is_none_or(|(p, _)| mp.components().count() >= p.components().count());
+        if rootfs.starts_with(&mp) && deeper {
+            let shared = f.iter().skip(6).any(|o| o.starts_with("shared:"));
+            parent = Some((mp, shared));
+        }
+    }
+    if let Some((mp, true)) = parent {
+        mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx(|| format!("make {} private", mp.display()))?;
+    }
+    Ok(())
+}
+
 /// rootfsPropagation modes that can only be given to the new root, after pivot_root.
 const AFTER_PIVOT: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_UNBINDABLE);
 
@@ -46,6 +82,9 @@ impl Rootfs<'_> {
         };
         mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
             .ctx(|| format!("set propagation {before:?} on /"))?;
+        // A non-recursive mode leaves the mounts below / as they were, and pivot_root
+        // refuses a new root whose parent mount is shared.
+        parent_mount_private(&self.path)?;
         // pivot_root needs the rootfs to be a mount point.
         mount(
             Some(&self.path),
