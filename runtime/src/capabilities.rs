@@ -76,12 +76,20 @@ pub fn drop_bounding(s: &Sets) -> Result<()> {
 /// After the uid switch (with PR_SET_KEEPCAPS): set effective, permitted and inheritable at
 /// once, then raise the ambient set.
 pub fn apply(s: &Sets) -> Result<()> {
-    crate::sys::capset(s.effective, s.permitted, s.inheritable).ctx(|| {
-        format!(
-            "capset effective={:#x} permitted={:#x} inheritable={:#x}",
-            s.effective, s.permitted, s.inheritable
-        )
-    })?;
+    crate::sys::capset(s.effective, s.permitted, s.inheritable)
+        .ctx(|| {
+            format!(
+                "capset effective={:#x} permitted={:#x} inheritable={:#x}",
+                s.effective, s.permitted, s.inheritable
+            )
+        })
+        .map_err(|e| match beyond_our_own(s.permitted | s.effective) {
+            // The usual cause: a capability the runtime itself was not given.
+            Some(names) => e.with_hint(format!(
+                "husk itself lacks {names}, so no container of it can have them: drop them from process.capabilities"
+            )),
+            None => e,
+        })?;
     for cap in caps::all() {
         if s.ambient & cap.bitmask() != 0 {
             // The kernel requires an ambient capability to be permitted and inheritable; runc
@@ -92,6 +100,17 @@ pub fn apply(s: &Sets) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The capabilities in `wanted` that this process's own permitted set lacks, by name.
+fn beyond_our_own(wanted: u64) -> Option<String> {
+    let own = caps::read(None, CapSet::Permitted).ok()?;
+    let missing: Vec<String> = caps::all()
+        .into_iter()
+        .filter(|c| wanted & c.bitmask() != 0 && !own.contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
 }
 
 /// Drops the capability names this build does not know from a raw config, with a warning, so

@@ -104,6 +104,27 @@ fn raising_a_hard_rlimit_without_cap_sys_resource_is_reported() {
     c.assert_no_residue();
 }
 
+/// A capability the runtime itself was not given (this machine's husk has no
+/// CAP_SYS_RESOURCE) cannot be the container's either: one line that names it.
+#[test]
+fn asking_for_a_capability_husk_lacks_names_it() {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = u64::from_str_radix(&status_field(&s, "CapEff"), 16).unwrap();
+    if own & (1 << 24) != 0 {
+        return eprintln!("skipped: this machine has CAP_SYS_RESOURCE");
+    }
+    let mut c = Ctx::new("lackcap", &["true"]);
+    for set in ["bounding", "effective", "permitted"] {
+        c.config()["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_RESOURCE"));
+    }
+    let out = c.create();
+    assert_one_line_error(&out, &["capset", "EPERM", "lacks CAP_SYS_RESOURCE"]);
+    c.assert_no_residue();
+}
+
 #[test]
 fn program_not_found_fails_create_cleanly() {
     let c = Ctx::new("notfound", &["no-such-program"]);
