@@ -75,8 +75,14 @@ struct Pod {
 
 impl Pod {
     async fn run(c: &Containerd, handler: &str) -> Pod {
-        let mut cri = connect(&c.sock).await;
-        let config = pod_config(c);
+        Pod::run_with(connect(&c.sock).await, handler, pod_config(c)).await
+    }
+
+    async fn run_with(
+        mut cri: RuntimeServiceClient<Channel>,
+        handler: &str,
+        config: PodSandboxConfig,
+    ) -> Pod {
         let id = cri
             .run_pod_sandbox(RunPodSandboxRequest {
                 config: Some(config.clone()),
@@ -328,22 +334,9 @@ fn systemd_a_pod_in_a_slice_runs_in_scopes() {
     };
     let c = Containerd::start_cri("systemd");
     block_on(async {
-        let mut cri = connect(&c.sock).await;
         let mut config = pod_config(&c);
         config.linux.as_mut().unwrap().cgroup_parent = "husk-pod1.slice".into();
-        let mut pod = Pod {
-            id: cri
-                .run_pod_sandbox(RunPodSandboxRequest {
-                    config: Some(config.clone()),
-                    runtime_handler: "husk".into(),
-                })
-                .await
-                .expect("RunPodSandbox")
-                .into_inner()
-                .pod_sandbox_id,
-            cri,
-            config,
-        };
+        let mut pod = Pod::run_with(connect(&c.sock).await, "husk", config).await;
         let sandbox_unit = format!("cri-containerd-{}.scope", pod.id);
         assert_eq!(show(&sandbox_unit, "ActiveState"), "active");
         let id = pod.start("a", &["sleep", "1000"]).await;
@@ -411,16 +404,7 @@ fn a_pod_with_its_own_network_gets_its_address_from_cni() {
         }
         let mut config = pod_config(&c);
         config.linux.as_mut().unwrap().security_context = None;
-        let id = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: "husk".into(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
-        let mut pod = Pod { cri, config, id };
+        let mut pod = Pod::run_with(cri, "husk", config).await;
         let ctr = pod.start("net", &["sleep", "1000"]).await;
         let r = pod
             .exec(
