@@ -710,37 +710,44 @@ pub(crate) fn field_of(file: &str) -> &'static str {
 pub(crate) fn unset_zeros(
     r: &oci_spec::runtime::LinuxResources,
 ) -> oci_spec::runtime::LinuxResources {
-    const ZERO_IS_UNSET: &[(&str, &[&str])] = &[
-        (
-            "memory",
-            &["limit", "reservation", "swap", "kernel", "kernelTCP"],
-        ),
-        (
-            "cpu",
-            &[
-                "shares",
-                "quota",
-                "period",
-                "realtimeRuntime",
-                "realtimePeriod",
-            ],
-        ),
-        ("blockIO", &["weight", "leafWeight"]),
-    ];
-    let Ok(mut v) = serde_json::to_value(r) else {
-        return r.clone();
-    };
-    for (field, keys) in ZERO_IS_UNSET {
-        if let Some(o) = v.get_mut(*field).and_then(|o| o.as_object_mut()) {
-            o.retain(|k, val| !(keys.contains(&k.as_str()) && *val == 0));
-        }
+    fn nz<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+        v.filter(|v| *v != T::default())
     }
-    if v["pids"]["limit"] == 0 {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("pids");
-        }
+    let mut r = r.clone();
+    if let Some(mut m) = *r.memory() {
+        let (l, res, sw, k, kt) = (
+            m.limit(),
+            m.reservation(),
+            m.swap(),
+            m.kernel(),
+            m.kernel_tcp(),
+        );
+        m.set_limit(nz(l))
+            .set_reservation(nz(res))
+            .set_swap(nz(sw))
+            .set_kernel(nz(k))
+            .set_kernel_tcp(nz(kt));
+        r.set_memory(Some(m));
     }
-    serde_json::from_value(v).unwrap_or_else(|_| r.clone())
+    if let Some(mut c) = r.cpu().clone() {
+        let (sh, q, p) = (c.shares(), c.quota(), c.period());
+        let (rr, rp) = (c.realtime_runtime(), c.realtime_period());
+        c.set_shares(nz(sh))
+            .set_quota(nz(q))
+            .set_period(nz(p))
+            .set_realtime_runtime(nz(rr))
+            .set_realtime_period(nz(rp));
+        r.set_cpu(Some(c));
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        let (w, lw) = (b.weight(), b.leaf_weight());
+        b.set_weight(nz(w)).set_leaf_weight(nz(lw));
+        r.set_block_io(Some(b));
+    }
+    r
 }
 
 /// `linux.resources.rdma` as rdma.max lines ("mlx5_0 hca_handle=2 hca_object=2000"), the same
