@@ -358,5 +358,7 @@ impl Drop for Containerd {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(&self.husk_root);
+        // containerd puts a namespace's containers under /<namespace> (CRI: /k8s.io).
+        crate::remove_empty_cgroups(&self.namespace);
     }
 }

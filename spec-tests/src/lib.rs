@@ -426,3 +426,29 @@ pub fn limits_probe() -> &'static str {
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares"
     }
 }
+
+/// Removes the cgroup `rel` (a path below each hierarchy's root) and its parents up to the
+/// root, where empty, in every hierarchy. For the parents clients put their containers under
+/// (containerd's namespace, podman's libpod_parent): the first container's runtime makes one,
+/// and, as with runc, nothing removes it while other containers may still be inside.
+pub fn remove_empty_cgroups(rel: &str) {
+    let roots: Vec<PathBuf> = if cgroup_v2() {
+        vec![PathBuf::from("/sys/fs/cgroup")]
+    } else {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    for root in roots {
+        let mut dir = root.join(rel.trim_start_matches('/'));
+        while dir.starts_with(&root) && dir != root {
+            if std::fs::remove_dir(&dir).is_err() && dir.exists() {
+                break;
+            }
+            dir.pop();
+        }
+    }
+}

@@ -128,6 +128,8 @@ impl Drop for Docker {
             let _ = Command::new("umount").args(["-l", m]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Docker's cgroupfs driver puts its containers under /docker.
+        remove_empty_cgroups("docker");
     }
 }
 

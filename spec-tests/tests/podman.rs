@@ -66,6 +66,22 @@ impl Drop for Podman {
         let _ = self.run(&["rm", "-af", "-t", "0"]);
         let _ = Command::new("umount").arg("-R").arg(&self.dir).output();
         let _ = std::fs::remove_dir_all(&self.dir);
+        // podman's cgroupfs manager keeps conmon in a cgroup of its own; for controllers this
+        // host has not mounted it makes plain directories (with a `tasks` file) on the
+        // /sys/fs/cgroup tmpfs instead.
+        remove_empty_cgroups("libpod_parent/conmon");
+        for e in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let tmpfs = nix::sys::statfs::statfs(&e.path())
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+            if tmpfs {
+                let _ = std::fs::remove_dir_all(e.path().join("libpod_parent"));
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
     }
 }
 
