@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -43,9 +44,8 @@ pub struct Prepared {
 struct Stdin {
     /// Into the process: a pipe, or a dup of the pty master.
     writer: Mutex<Option<File>>,
-    /// The client's fifo has a writer and the copy runs: input still in flight drains before
-    /// CloseIO takes effect.
-    opened: AtomicBool,
+    /// The client's fifo the copy reads.
+    fifo: Option<String>,
     close_requested: AtomicBool,
 }
 
@@ -258,10 +258,16 @@ impl Prepared {
             }
             console = Some(master);
         }
-        let stdin = Arc::new(Stdin::default());
         let mut copiers = Vec::new();
-        if let Some((w, path)) = self.stdin.take() {
-            *stdin.writer.lock().unwrap() = Some(w);
+        let stdin = match self.stdin.take() {
+            Some((w, path)) => Arc::new(Stdin {
+                writer: Mutex::new(Some(w)),
+                fifo: Some(path),
+                ..Default::default()
+            }),
+            None => Arc::new(Stdin::default()),
+        };
+        if let Some(path) = stdin.fifo.clone() {
             let shared = stdin.clone();
             let close_at_eof = !self.terminal;
             // Detached: it blocks in open(2) until a writer comes, which may be never.
@@ -329,7 +335,6 @@ fn pump(mut src: File, mut write: impl FnMut(&[u8]) -> bool) -> bool {
 
 fn copy_stdin(path: &str, stdin: &Stdin, close_at_eof: bool) {
     if let Ok(fifo) = File::open(path) {
-        stdin.opened.store(true, Ordering::SeqCst);
         let ended = pump(fifo, |data| {
             let mut w = stdin.writer.lock().unwrap();
             w.as_mut().is_some_and(|w| w.write_all(data).is_ok())
@@ -360,11 +365,21 @@ fn copy_output(src: File, mut dst: File) {
 
 impl Attached {
     /// CloseIO: the client has sent all its input. What is still in the fifo reaches the
-    /// process first (the copy closes at end-of-file); only a copy still waiting for the
-    /// client to open the fifo is cut short here.
+    /// process first: the copy closes the process's stdin at end-of-file. A copy still in
+    /// open(2), waiting for a client that may never come, is woken by a writer that comes and
+    /// goes at once. (Closing the process's stdin from here raced with a copy that had just
+    /// opened the fifo: the client's input was lost.)
     pub fn close_stdin(&self) {
         self.stdin.close_requested.store(true, Ordering::SeqCst);
-        if !self.stdin.opened.load(Ordering::SeqCst) {
+        let woken = self.stdin.fifo.as_ref().is_some_and(|p| {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p)
+                .is_ok()
+        });
+        // No reader (ENXIO): the copy has ended; what it left open goes now.
+        if !woken {
             self.stdin.writer.lock().unwrap().take();
         }
     }
