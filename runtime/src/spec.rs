@@ -439,4 +439,26 @@ mod tests {
             .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
+
+    // The check is the vendored oci-spec's hand-written one (runtime/vendor/oci-spec/HUSK.md).
+    #[test]
+    fn exec_cpu_affinity_is_checked_by_its_format() {
+        let with = |list: &str| {
+            let mut v = default_spec(false);
+            v["process"]["execCPUAffinity"] = serde_json::json!({"initial": list, "final": "0"});
+            parse(&serde_json::to_vec(&v).unwrap()).map_err(|e| e.to_string())
+        };
+        for good in ["0", "0-3", "0-3,7", "1,2,3", "10-12,4"] {
+            with(good).unwrap();
+        }
+        for bad in [
+            "", ",", "0-", "-1", "0-3,,7", "0-1-2", "1,x", "1 ", "\u{663}",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.contains("process.execCPUAffinity.initial"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 }
