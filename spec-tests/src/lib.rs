@@ -25,6 +25,37 @@ pub fn husk_bin() -> PathBuf {
     target.join("debug/husk")
 }
 
+/// Runs `cmd` to its end with stdout and stderr in files under `dir`, and returns both:
+/// a pipe would stay open as long as any container process the command leaves behind
+/// (a created container's init holds its stdio), and `output()` would wait for that.
+pub fn output_via_files(cmd: &mut Command, dir: &Path) -> Output {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    std::fs::create_dir_all(dir).unwrap();
+    let (o, e) = (dir.join(format!("out.{n}")), dir.join(format!("err.{n}")));
+    let status = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap_or_else(|err| panic!("run {:?}: {err}", cmd.get_program()));
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    let _ = std::fs::remove_file(o);
+    let _ = std::fs::remove_file(e);
+    out
+}
+
+/// `systemctl show -p PROP --value UNIT`: what systemd itself says, not husk's D-Bus code.
+pub fn systemctl_show(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .expect("run systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn busybox() -> PathBuf {
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         if Path::new(p).exists() {
@@ -119,25 +150,10 @@ impl Ctx {
     /// `husk --root R ARGS…`, waiting for husk itself. Its output goes through files, not
     /// pipes: a container it leaves running keeps its stdio open for long after husk exits.
     pub fn husk(&self, args: &[&str]) -> Output {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let base = self.root.parent().unwrap();
-        std::fs::create_dir_all(base).unwrap();
-        let (o, e) = (base.join(format!("out.{n}")), base.join(format!("err.{n}")));
-        let status = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .expect("run husk");
-        let out = Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        };
-        let _ = std::fs::remove_file(o);
-        let _ = std::fs::remove_file(e);
-        out
+        output_via_files(
+            self.cmd(args).stdin(Stdio::null()),
+            self.root.parent().unwrap(),
+        )
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {

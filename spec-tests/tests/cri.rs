@@ -325,13 +325,7 @@ fn systemd_a_pod_in_a_slice_runs_in_scopes() {
         );
         return eprintln!("skipped: systemd is not PID 1 here");
     }
-    let show = |unit: &str, prop: &str| {
-        let o = std::process::Command::new("systemctl")
-            .args(["show", "-p", prop, "--value", unit])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let show = spec_tests::systemctl_show;
     let c = Containerd::start_cri("systemd");
     block_on(async {
         let mut config = pod_config(&c);

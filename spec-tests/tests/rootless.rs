@@ -8,23 +8,15 @@ use spec_tests::*;
 /// Runs husk as `nobody` with its own runtime dir. Output goes through files: a created
 /// container's init keeps its stdio open.
 fn as_nobody(c: &Ctx, xdg: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let base = c.root.parent().unwrap();
-    let (out, err) = (base.join("out"), base.join("err"));
-    let status = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(husk_bin())
-        .args(args)
-        .env("XDG_RUNTIME_DIR", xdg)
-        .current_dir(&c.bundle.dir)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    std::process::Output {
-        status,
-        stdout: std::fs::read(&out).unwrap(),
-        stderr: std::fs::read(&err).unwrap(),
-    }
+    output_via_files(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(husk_bin())
+            .args(args)
+            .env("XDG_RUNTIME_DIR", xdg)
+            .current_dir(&c.bundle.dir),
+        c.root.parent().unwrap(),
+    )
 }
 
 /// A v2 subtree handed to nobody as systemd hands one over (the directories and the files
@@ -64,25 +56,22 @@ fn in_cgroup_as_nobody(
     cgroup: &std::path::Path,
     cmd: &str,
 ) -> (bool, String, String) {
-    let base = c.root.parent().unwrap();
-    let (out, err) = (base.join("out"), base.join("err"));
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec {} --reuid=65534 --regid=65534 --clear-groups -- {cmd}",
         cgroup.display(),
         setpriv().display(),
     );
-    let status = Command::new("sh")
-        .args(["-c", &script])
-        .env("XDG_RUNTIME_DIR", xdg)
-        .current_dir(&c.bundle.dir)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
+    let out = output_via_files(
+        Command::new("sh")
+            .args(["-c", &script])
+            .env("XDG_RUNTIME_DIR", xdg)
+            .current_dir(&c.bundle.dir),
+        c.root.parent().unwrap(),
+    );
     (
-        status.success(),
-        std::fs::read_to_string(&out).unwrap(),
-        std::fs::read_to_string(&err).unwrap(),
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

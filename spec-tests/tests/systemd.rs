@@ -19,15 +19,6 @@ fn systemd() -> bool {
     up
 }
 
-/// `systemctl show -p NAME --value UNIT`.
-fn show(unit: &str, prop: &str) -> String {
-    let out = std::process::Command::new("systemctl")
-        .args(["show", "-p", prop, "--value", unit])
-        .output()
-        .expect("run systemctl");
-    stdout(&out).trim().to_string()
-}
-
 fn sd(c: &Ctx, args: &[&str]) -> std::process::Output {
     let mut all = vec!["--systemd-cgroup"];
     all.extend_from_slice(args);
@@ -78,16 +69,16 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     c.config()["linux"]["resources"]["cpu"] = json!({"shares": 1024});
     let out = create(&c);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(show(&unit, "ActiveState"), "active");
-    assert_eq!(show(&unit, "Delegate"), "yes");
-    assert_eq!(show(&unit, "ControlGroup"), cgroup);
-    assert_eq!(show(&unit, "TasksMax"), "42");
+    assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
+    assert_eq!(systemctl_show(&unit, "Delegate"), "yes");
+    assert_eq!(systemctl_show(&unit, "ControlGroup"), cgroup);
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "42");
     let (mem_prop, shares) = if cgroup_v2() {
         ("MemoryMax", "39")
     } else {
         ("MemoryLimit", "1024")
     };
-    assert_eq!(show(&unit, mem_prop), "67108864");
+    assert_eq!(systemctl_show(&unit, mem_prop), "67108864");
     // The init is in the scope in every hierarchy, and the limits are in its cgroup files.
     let pid = c.state()["pid"].as_u64().unwrap();
     let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -102,8 +93,8 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
     // update reaches both the unit and the cgroup.
     let out = c.husk(&["update", "--memory", "128m", "--pids-limit", "20", &c.id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(show(&unit, mem_prop), "134217728");
-    assert_eq!(show(&unit, "TasksMax"), "20");
+    assert_eq!(systemctl_show(&unit, mem_prop), "134217728");
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "20");
     assert_eq!(read(), format!("134217728\n20\n{shares}\n"));
 
     // systemd re-applies a unit's own limits on daemon-reload: they are the container's.
@@ -121,7 +112,7 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
 
     let out = sd(&c, &["delete", "--force", &c.id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(show(&unit, "LoadState"), "not-found");
+    assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
     let left = cgroup_dirs(&cgroup);
     assert!(left.is_empty(), "left behind: {left:?}");
     c.assert_no_residue();
@@ -178,10 +169,10 @@ fn annotations_set_unit_properties() {
     });
     let out = create(&c);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(show(&unit, "TimeoutStopUSec"), "17s");
-    assert_eq!(show(&unit, "CollectMode"), "inactive-or-failed");
+    assert_eq!(systemctl_show(&unit, "TimeoutStopUSec"), "17s");
+    assert_eq!(systemctl_show(&unit, "CollectMode"), "inactive-or-failed");
     assert!(c.husk(&["delete", "--force", &c.id]).status.success());
-    assert_eq!(show(&unit, "LoadState"), "not-found");
+    assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
 }
 
 #[test]
@@ -196,7 +187,7 @@ fn a_failed_create_leaves_no_scope_and_a_taken_name_is_refused() {
     c.config()["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
     let out = create(&c);
     assert_one_line_error(&out, &["hook", "/bin/false"]);
-    assert_eq!(show(&unit, "LoadState"), "not-found");
+    assert_eq!(systemctl_show(&unit, "LoadState"), "not-found");
     assert!(cgroup_dirs(&format!("/system.slice/{unit}")).is_empty());
     c.assert_no_residue();
 
@@ -212,7 +203,7 @@ fn a_failed_create_leaves_no_scope_and_a_taken_name_is_refused() {
     let out = create(&b);
     assert_one_line_error(&out, &[&unit, "already exists"]);
     b.assert_no_residue();
-    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
     assert_eq!(a.status(), "created");
 }
 
@@ -252,7 +243,7 @@ fn an_oom_kill_in_a_scope_is_reported() {
         "no oom event in {} lines; last: {:?}; unit {}",
         seen.len(),
         seen.last(),
-        show(&format!("husk-{}.scope", c.id), "ActiveState")
+        systemctl_show(&format!("husk-{}.scope", c.id), "ActiveState")
     );
     assert!(c.husk(&["delete", "--force", &c.id]).status.success());
     let _ = ev.kill();
