@@ -313,3 +313,35 @@ fn zero_limits_are_unset_as_docker_sends_them() {
     assert_eq!(lines[0], unlimited, "{out}");
     assert_eq!(lines[1], "max", "{out}");
 }
+
+/// Leaf weights were CFQ's, gone from kernels since 5.0 (BFQ has none): on v1 a container that
+/// asks for them still runs, after one warning line that names the field, as runtime-tools
+/// expects; where blkio still has them (an old kernel), they are written.
+#[test]
+fn blkio_leaf_weights_without_cfq_are_warned_about_once() {
+    if cgroup_v2() {
+        return eprintln!("skipped: v1 only (v2 has no leaf weights)");
+    }
+    let mut c = Ctx::new(
+        "leafweight",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/blkio/blkio.leaf_weight 2>/dev/null; true",
+        ],
+    );
+    c.config()["linux"]["resources"]["blockIO"] = json!({"leafWeight": 300});
+    let out = c.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    if std::path::Path::new("/sys/fs/cgroup/blkio/blkio.leaf_weight").exists() {
+        assert_eq!(stdout(&out).trim(), "300");
+    } else {
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("level=warn"), "{err}");
+        assert!(
+            err.contains("linux.resources.blockIO leaf weights"),
+            "{err}"
+        );
+    }
+}
