@@ -49,6 +49,10 @@ pub struct Placement {
     /// With the systemd driver, the scope that owns the cgroup (systemd makes and removes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
+    /// The cgroup mounts `create` read, kept for the rest of this run of husk: the systemd
+    /// driver places its directories twice more (`expected`, `join_init`).
+    #[serde(skip)]
+    mounts: Vec<Mount>,
 }
 
 /// A cgroup mount as `/proc/self/mountinfo` describes it.
@@ -229,6 +233,7 @@ impl Placement {
             let planned = Placement {
                 layout,
                 systemd: Some(unit),
+                mounts,
                 ..Default::default()
             };
             journal(&planned)?;
@@ -355,7 +360,7 @@ impl Placement {
             self.systemd = None;
         }
         let cgroup = cgroup?;
-        let mounts = mounts()?;
+        let mounts = self.cgroup_mounts()?;
         self.set_dirs(&mounts, &cgroup);
         // systemd makes the scope only in the hierarchies it manages (all of v2; on v1 those
         // its accounting properties name): the other controllers' directories are husk's.
@@ -399,9 +404,16 @@ impl Placement {
     pub fn expected(&self) -> Result<Placement> {
         let mut p = self.clone();
         if let Some(u) = &self.systemd {
-            p.set_dirs(&mounts()?, &systemd::expected_cgroup(u)?);
+            p.set_dirs(&self.cgroup_mounts()?, &systemd::expected_cgroup(u)?);
         }
         Ok(p)
+    }
+
+    fn cgroup_mounts(&self) -> Result<Vec<Mount>> {
+        match self.mounts.is_empty() {
+            true => mounts(),
+            false => Ok(self.mounts.clone()),
+        }
     }
 
     /// `update`: new limits, told to systemd too when it owns the cgroup.
