@@ -77,9 +77,18 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
 /// cost some 200 KiB of binary): serde_path_to_error names the field,
 /// "linux.devices[0].type: unknown variant …".
 pub fn from_value(raw: serde_json::Value) -> Result<Spec> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = e.path().to_string();
-        Error::msg(format!("invalid config: {path}: {}", e.inner()))
+    part_from_value(raw).map_err(|e| Error::msg(format!("invalid config: {e}")))
+}
+
+/// A part of a spec (`exec --process`, `update`'s resources) read as `from_value` reads the
+/// whole: the same instantiation of its Deserialize code, the failing field named in the
+/// error ("user.uid: invalid type …").
+pub fn part_from_value<T: serde::de::DeserializeOwned>(
+    raw: serde_json::Value,
+) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(raw).map_err(|e| match e.path().to_string() {
+        p if p == "." => e.inner().to_string(),
+        p => format!("{p}: {}", e.inner()),
     })
 }
 
@@ -438,6 +447,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn parts_name_the_failing_field() {
+        let e = part_from_value::<oci_spec::runtime::Process>(
+            serde_json::json!({"args": ["true"], "cwd": "/", "user": {"uid": "x", "gid": 0}}),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("user.uid: invalid type"), "{e}");
+        let e =
+            part_from_value::<oci_spec::runtime::LinuxResources>(serde_json::json!(5)).unwrap_err();
+        assert!(e.starts_with("invalid type"), "{e}");
     }
 
     // The check is the vendored oci-spec's hand-written one (runtime/vendor/oci-spec/HUSK.md).

@@ -78,7 +78,12 @@ fn build_process(c: &Container, a: &Args) -> Result<Process> {
                 .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
             obj.entry("cwd").or_insert(serde_json::json!("/"));
         }
-        let mut proc: Process = serde_json::from_value(raw).map_err(invalid)?;
+        let mut proc: Process = crate::spec::part_from_value(raw).map_err(|e| {
+            Error::msg(format!(
+                "--process {}: invalid process JSON: {e}",
+                p.display()
+            ))
+        })?;
         if proc.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::msg(format!(
                 "--process {}: args must name a program",

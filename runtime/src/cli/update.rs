@@ -185,7 +185,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     unlimited_memory_takes_swap(&mut patch);
     merge(&mut current, patch);
     let resources: LinuxResources =
-        serde_json::from_value(current).map_err(|e| Error::msg(format!("resources: {e}")))?;
+        crate::spec::part_from_value(current).map_err(|e| Error::msg(format!("resources: {e}")))?;
     // The merged set is written whole, so the cgroup matches what the container keeps.
     c.state.cgroup.update(&resources)?;
     let mut linux = spec.linux().clone().unwrap_or_default();
