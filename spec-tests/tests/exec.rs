@@ -197,3 +197,61 @@ fn a_container_killed_while_exec_runs() {
     assert!(out.status.success(), "{}", stderr(&out));
     c.assert_no_residue();
 }
+
+/// cgroup v2, with the cgroup namespace `husk spec` gives there: the container sees its cgroup
+/// as `/` and may hand controllers on to sub-cgroups of its own. Its top then takes no process,
+/// so an exec joins its init's cgroup instead (runc's fallback); `--cgroup /` still asks for
+/// the top and gets runc's "device or resource busy".
+#[test]
+fn exec_on_v2_joins_inits_cgroup_once_the_container_delegates() {
+    if !cgroup_v2() {
+        return eprintln!("skipped: cgroup v2 only");
+    }
+    let mut c = Ctx::new("execv2", &["sleep", "100"]);
+    let ns = c.config()["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        ns.iter().any(|n| n["type"] == "cgroup"),
+        "husk spec gives a cgroup namespace on v2: {ns:?}"
+    );
+    // The container may write its cgroup tree (runc's tests' set_cgroup_mount_writable).
+    for m in c.config()["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/sys/fs/cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+        }
+    }
+    c.create_ok();
+    assert!(c.husk(&["start", &c.id]).status.success());
+    let cgroup_of_exec = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&c.id, "cat", "/proc/self/cgroup"]);
+        c.husk(&args)
+    };
+    assert_eq!(stdout(&cgroup_of_exec(&[])), "0::/\n");
+    let out = c.husk(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-euc",
+        "mkdir /sys/fs/cgroup/sub; echo 1 > /sys/fs/cgroup/sub/cgroup.procs; \
+         echo $$ > /sys/fs/cgroup/sub/cgroup.procs; echo +pids > /sys/fs/cgroup/cgroup.subtree_control",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cgroup_of_exec(&[]);
+    assert_eq!(stdout(&out), "0::/sub\n", "{}", stderr(&out));
+    assert_one_line_error_code(
+        &cgroup_of_exec(&["--cgroup", "/"]),
+        255,
+        &[
+            "adding pid ",
+            " to cgroups: ",
+            "/cgroup.procs: device or resource busy",
+        ],
+    );
+    assert_eq!(stdout(&cgroup_of_exec(&["--cgroup", "sub"])), "0::/sub\n");
+    assert!(c.husk(&["delete", "--force", &c.id]).status.success());
+    c.assert_no_residue();
+}

@@ -58,6 +58,11 @@ fn unknown_namespace_path_fails_cleanly() {
 #[test]
 fn container_is_placed_in_its_cgroups_path() {
     let mut c = Ctx::new("cgpath", &["cat", "/proc/self/cgroup"]);
+    // Without the cgroup namespace `husk spec` gives on v2, the container sees its path.
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
     let path = format!("/husk-test/{}", c.id);
     c.config()["linux"]["cgroupsPath"] = json!(path);
     let out = c.run_ok();
@@ -75,10 +80,16 @@ fn container_is_placed_in_its_cgroups_path() {
 #[test]
 fn cgroup_namespace_makes_the_container_cgroup_the_root() {
     let mut c = Ctx::new("cgns", &["cat", "/proc/self/cgroup"]);
-    c.config()["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "cgroup"}));
+    let ns = c.config()["linux"]["namespaces"].as_array_mut().unwrap();
+    // `husk spec` gives one on v2 hosts already (as runc's does), not on v1.
+    assert_eq!(
+        ns.iter().any(|n| n["type"] == "cgroup"),
+        cgroup_v2(),
+        "{ns:?}"
+    );
+    if !cgroup_v2() {
+        ns.push(json!({"type": "cgroup"}));
+    }
     let out = c.run_ok();
     assert!(out.lines().all(|l| l.ends_with(":/")), "{out}");
 }

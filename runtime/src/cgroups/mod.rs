@@ -479,6 +479,39 @@ impl Placement {
         self.add_to_sub(pid, &[])
     }
 
+    /// Places an `exec`'s process in the container's cgroups. On v2 a container that has
+    /// handed domain controllers on to sub-cgroups of its own (its cgroup namespace makes that
+    /// easy) can hold no process at its top any more (EBUSY): the process then joins its
+    /// init's cgroup, as with runc. `exec --cgroup /` asks for the top and gets the error.
+    pub fn add_exec(&self, pid: Pid, init: Pid) -> Result<()> {
+        let (Layout::Unified, Some(top)) = (self.layout, &self.v2) else {
+            return self.add(pid);
+        };
+        match fs::write(top.join("cgroup.procs"), pid.to_string()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            // In the words add() has for it.
+            Err(_) => return self.add(pid),
+        }
+        let init_cgroup = fs::read_to_string(format!("/proc/{init}/cgroup"))
+            .ctx(|| format!("read /proc/{init}/cgroup"))?;
+        let cg = init_cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or_else(|| Error::msg(format!("/proc/{init}/cgroup: no cgroup v2 line")))?;
+        let m = mounts()?
+            .into_iter()
+            .find(|m| m.controllers.is_none())
+            .ok_or_else(|| Error::msg("no cgroup2 mount"))?;
+        let f = host_dir(&m, cg).join("cgroup.procs");
+        fs::write(&f, pid.to_string()).map_err(|e| {
+            Error::io(
+                format!("adding pid {pid} to init's cgroup {}", f.display()),
+                &e,
+            )
+        })
+    }
+
     /// Places a process in the container's cgroups or, for `exec --cgroup [CONTROLLERS:]PATH`,
     /// in sub-cgroups of them (for every hierarchy, or for the named controllers' only).
     pub fn add_to_sub(&self, pid: Pid, specs: &[String]) -> Result<()> {
@@ -529,6 +562,13 @@ impl Placement {
                         "adding pid {pid} to {}: no such file or directory",
                         f.display()
                     ))
+                } else if e.raw_os_error() == Some(libc::EBUSY) {
+                    // runc's words, which its tests match.
+                    Error::msg(format!(
+                        "adding pid {pid} to cgroups: {}: device or resource busy",
+                        f.display()
+                    ))
+                    .with_hint("on cgroup v2 a cgroup that has given its controllers to sub-cgroups takes no process: name a sub-cgroup with --cgroup")
                 } else if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
                     // v2's no-internal-process rule: the parent holds processes (typically
                     // the caller's own cgroup, under a relative cgroupsPath).

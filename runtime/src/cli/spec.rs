@@ -15,7 +15,17 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let path = a.bundle.join("config.json");
-    let text = serde_json::to_string_pretty(&crate::spec::default_spec(a.rootless)).expect("json");
+    let mut spec = crate::spec::default_spec(a.rootless);
+    // On a cgroup v2 host the container gets its own cgroup namespace, as with runc's spec:
+    // it sees its cgroup as `/` and can manage a subtree of it.
+    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if unified {
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.push(serde_json::json!({"type": "cgroup"}));
+        }
+    }
+    let text = serde_json::to_string_pretty(&spec).expect("json");
     let mut f = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

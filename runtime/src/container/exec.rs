@@ -126,7 +126,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOptions) -> Result<Pid> {
     let result = (|| {
         phase("join cgroup", || {
             if o.sub_cgroups.is_empty() {
-                cgroup.add(intermediate)
+                cgroup.add_exec(intermediate, init)
             } else {
                 cgroup.add_to_sub(intermediate, &o.sub_cgroups)
             }

@@ -9,6 +9,7 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
@@ -243,18 +244,25 @@ impl Rootfs<'_> {
     }
 
     fn mount_cgroup2(&self, dest: &Spot, flags: MsFlags, host_dir: Option<&Path>) -> Result<()> {
+        let at = dest.make(false)?;
         if self.cgroup_ns {
-            let at = dest.make(false)?;
-            return mount(
+            match mount(
                 Some("cgroup2"),
                 at.path(),
                 Some("cgroup2"),
                 flags,
                 None::<&str>,
-            )
-            .ctx(|| format!("mount cgroup2 on {}", dest.shown.display()));
+            ) {
+                // A user namespace whose cgroup namespace root it does not own (rootless
+                // with no cgroup of its own) may not mount cgroup2: the container's cgroup,
+                // if any, is bound instead, as runc does.
+                Err(e @ (Errno::EPERM | Errno::EBUSY)) => crate::log::debug(&format!(
+                    "mount cgroup2 on {}: {e}: binding the container's cgroup instead",
+                    dest.shown.display()
+                )),
+                r => return r.ctx(|| format!("mount cgroup2 on {}", dest.shown.display())),
+            }
         }
-        let at = dest.make(false)?;
         let Some(dir) = host_dir else { return Ok(()) };
         mount(
             Some(dir),
