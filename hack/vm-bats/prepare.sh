@@ -5,7 +5,8 @@
 #   hack/conformance.sh kill        # once: runc's tree, its helpers and the images (any filter)
 #   hack/vm-bats/prepare.sh [DIR]   # DIR defaults to /tmp/vm-bats-extra
 #   HUSK_VM_EXTRA=/tmp/vm-bats-extra HUSK_VM_TIMEOUT=50m hack/vm.sh zzz_no_such_test
-#   hack/vm-bats/summary.sh target/vm/console-plain.log
+#     | tee /tmp/vm-bats.log   # (target/vm/console-plain.log has the same, until the next run)
+#   hack/vm-bats/summary.sh /tmp/vm-bats.log
 #
 # HUSK_VM_BATS_FILES (space-separated .bats names; empty: none), HUSK_VM_BATS_DEBUG (a script to
 # run in the VM first) and HUSK_VM_BATS_LIMIT (seconds per file and
@@ -172,8 +173,17 @@ mountpoint -q /tmp || mount -t tmpfs -o mode=1777 tmpfs /tmp
 mountpoint -q /dev/pts || { mkdir -p /dev/pts && mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts; }
 mountpoint -q /dev/shm || { mkdir -p /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /dev/shm; }
 [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-mkdir -p /extra/bin/runc-husk
-cp /husk/husk /extra/bin/runc-husk/runc
+# Both runtimes run from a ramfs, not from the tmpfs that / is: runc 1.1's cloned_binary.c takes
+# any shmem file (F_GET_SEALS succeeds) for an unsealed memfd, so from tmpfs its init copies
+# its 8.7 MB binary into a memfd charged to the container's cgroup, and the 10 MB memory.max of
+# the resources.unified tests OOM-kills it. On a real host the binary is on a disk filesystem.
+# husk goes under its runc name (the help and version tests look for "runc").
+bin=/run/vm-bats-bin
+mkdir -p $bin && mount -t ramfs -o mode=0755 ramfs $bin
+mkdir -p $bin/husk $bin/runc
+cp /husk/husk $bin/husk/runc
+cp /opt/bats/runc/runc $bin/runc/runc
+declare -A runtime=([husk]=$bin/husk/runc [runc]=$bin/runc/runc)
 # Block devices: loop (and bfq) are modules. One loop device with a backing file stays attached
 # for the whole run: dev.bats uses the first device lsblk lists (an empty loop device is not
 # listed).
@@ -189,11 +199,10 @@ echo "BATS setup: block devices: $(lsblk -nd -o NAME,MAJ:MIN | tr '\n' ' ')"
 # host always has: keep one empty cgroup for the whole run.
 keep=/sys/fs/cgroup/vm-bats.keep
 mkdir -p "$keep"
-[ -x /extra/debug.sh ] && /extra/debug.sh 2>&1 | sed -u 's/^/BATS debug /'
-declare -A runtime=([husk]=/extra/bin/runc-husk/runc [runc]=/opt/bats/runc/runc)
 limit=$(cat /extra/limit)
-echo "BATS setup: bash $BASH_VERSION, $(bats --version), $(/opt/bats/runc/runc --version | head -1), husk: $(/extra/bin/runc-husk/runc --version | head -1)"
+echo "BATS setup: bash $BASH_VERSION, $(bats --version), $(${runtime[runc]} --version | head -1), husk: $(${runtime[husk]} --version | head -1)"
 echo "BATS setup: cgroup $(stat -f -c %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+[ -x /extra/debug.sh ] && /extra/debug.sh 2>&1 | sed -u 's/^/BATS debug /'
 
 # Whatever a file left in cgroups (a container that outlived its test) is killed and its
 # cgroups removed, so that the next file starts from the same state.
@@ -218,7 +227,7 @@ for f in $(cat /extra/files); do
 		rc=${PIPESTATUS[0]}
 		echo "BATS $rt # end $f status=$rc seconds=$(($(date +%s) - start))"
 		pkill -9 -f /extra/runc/contrib/cmd/ 2>/dev/null
-		# Containers whose cgroup is not below / (none expected) and leftover states.
+		# What bats left of this file (tests that failed before their teardown).
 		rm -rf /tmp/bats-run-* 2>/dev/null
 	done
 done
