@@ -61,6 +61,11 @@ fn a_container_lives_in_its_own_delegated_scope_with_its_limits() {
         return;
     }
     let mut c = Ctx::new("scope", &["sleep", "100"]);
+    // Without the cgroup namespace `husk spec` gives on v2, an exec sees the scope's path.
+    c.config()["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
     let unit = format!("husk-{}.scope", c.id);
     let cgroup = format!("/system.slice/{unit}");
     c.config()["linux"]["cgroupsPath"] = json!(format!("system.slice:husk:{}", c.id));
