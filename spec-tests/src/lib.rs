@@ -47,6 +47,21 @@ pub fn output_via_files(cmd: &mut Command, dir: &Path) -> Output {
     out
 }
 
+/// Lazily unmounts whatever a daemon left mounted below `dir` (one that had to be killed),
+/// the last mounted first.
+pub fn detach_mounts_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&*dir.to_string_lossy()))
+        .collect();
+    ours.reverse();
+    for m in ours {
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// `systemctl show -p PROP --value UNIT`: what systemd itself says, not husk's D-Bus code.
 pub fn systemctl_show(unit: &str, prop: &str) -> String {
     let out = Command::new("systemctl")

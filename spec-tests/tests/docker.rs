@@ -116,17 +116,7 @@ impl Drop for Docker {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
-        // Whatever is still mounted below our directory (a dockerd that had to be killed).
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&*self.dir.to_string_lossy()))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
+        detach_mounts_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
         // Docker's cgroupfs driver puts its containers under /docker.
         remove_empty_cgroups("docker");
