@@ -29,3 +29,14 @@ make_busybox_rootfs() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$dir/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
 }
+
+# copy_libs ROOT FILE: the shared libraries FILE loads (as ldd names them, the loader too),
+# copied under ROOT at their paths, resolved (/lib is a symlink here, a directory in the VMs).
+copy_libs() {
+	local root=$1 f
+	for f in $(ldd "$2" 2>/dev/null | grep -o '/[^ ]*' || true); do
+		[ -e "$root$f" ] && continue
+		mkdir -p "$root$(dirname "$f")"
+		cp -L --preserve=mode "$f" "$root$f"
+	done
+}

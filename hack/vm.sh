@@ -107,11 +107,9 @@ fi
 # libraries they load, for the rootless tests, and script(1) for the shim's tty test;
 # /usr/local/bin comes first in run-tests' PATH.
 copy_with_libs() {
-	local f
-	for f in "$1" $(ldd "$1" | grep -o '/[^ ]*'); do
-		mkdir -p "$stage$(dirname "$f")"
-		cp -L --preserve=mode "$f" "$stage$f"
-	done
+	mkdir -p "$stage$(dirname "$1")"
+	cp -L --preserve=mode "$1" "$stage$1"
+	copy_libs "$stage" "$1"
 }
 mkdir -p "$stage/usr/local/bin"
 for bin in /usr/bin/setpriv /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/script; do

@@ -24,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
+# shellcheck source=hack/lib.sh
+. hack/lib.sh
 out=${1:-/tmp/vm-bats-extra}
 conf=$repo/target/conformance
 tree=$conf/runc
@@ -41,21 +43,11 @@ mkdir -p "$out/root/opt/bats/bin" "$out/root/opt/bats/runc" "$out/root/bin" "$ou
 	"$out/runc/tests" "$out/runc/contrib/cmd"
 root=$out/root
 
-# A file and the libraries ldd names, at their paths (resolved: /lib is a symlink here, a
-# directory in the VM).
-copy_libs() {
-	local f
-	for f in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
-		[ -e "$root$f" ] && continue
-		mkdir -p "$root$(dirname "$f")"
-		cp -L --preserve=mode "$f" "$root$f"
-	done
-}
-# An executable into DIR (under its own name), with its libraries.
+# An executable into DIR (under its own name), its libraries under root/ at their paths.
 install_bin() {
 	local src=$1 dir=$2
 	cp -L --preserve=mode "$src" "$dir/"
-	copy_libs "$src"
+	copy_libs "$root" "$src"
 }
 
 # Debian's userland: what the suite and bats call, in their GNU forms (stat -f -c, tar
