@@ -499,7 +499,8 @@ impl Placement {
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .ok_or_else(|| Error::msg(format!("/proc/{init}/cgroup: no cgroup v2 line")))?;
-        let m = mounts()?
+        let m = self
+            .cgroup_mounts()?
             .into_iter()
             .find(|m| m.controllers.is_none())
             .ok_or_else(|| Error::msg("no cgroup2 mount"))?;
