@@ -1,17 +1,14 @@
-//! TaskOOM: the kernel's OOM notification for the container's memory cgroup — v1's
-//! `memory.oom_control` through an eventfd registered in `cgroup.event_control`, v2's
-//! `memory.events` watched with inotify. The watcher ends when the cgroup is removed.
+//! TaskOOM: the kernel's OOM notices for the container's memory cgroup
+//! (`husk::cgroups::oom`), published once per kill and before the exit they caused.
 
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use containerd_shim_protos::events::task::TaskOOM;
 use containerd_shim_protos::topics::TASK_OOM_EVENT_TOPIC;
-use husk::error::{Context, Error, Result};
-use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use husk::cgroups::oom::Counter;
+use husk::error::Result;
 
 use crate::events::Publisher;
 
@@ -39,11 +36,11 @@ fn memory_cgroup(pid: u32, unified: bool) -> Option<PathBuf> {
     })
 }
 
-/// One container's OOM reporting. The watcher thread and the exit path both `flush`, so an
-/// OOM kill is published before the exit it caused, whichever of them sees it first.
+/// One container's OOM reporting. The watcher thread and the exit path both report what the
+/// cgroup counts, so an OOM kill is published before the exit it caused, whichever of them
+/// sees it first, and once.
 pub struct Watch {
-    /// memory.events (v2) or memory.oom_control (v1): both count `oom_kill`.
-    counter: PathBuf,
+    counter: Arc<Mutex<Counter>>,
     published: Mutex<u64>,
     container: String,
     publisher: Arc<Publisher>,
@@ -52,30 +49,25 @@ pub struct Watch {
 impl Watch {
     /// Publishes TaskOOM if the kernel has counted an OOM kill not reported yet.
     pub fn flush(&self) {
-        let mut published = self.published.lock().unwrap();
-        let now = oom_kills(&self.counter);
-        if now > *published {
-            *published = now;
-            self.publish();
-        }
+        let kills = lock(&self.counter).read();
+        self.note(kills);
     }
 
-    fn publish(&self) {
-        let e = TaskOOM {
-            container_id: self.container.clone(),
-            ..Default::default()
-        };
-        self.publisher.publish(TASK_OOM_EVENT_TOPIC, &e);
+    fn note(&self, kills: u64) {
+        let mut published = lock(&self.published);
+        if kills > *published {
+            *published = kills;
+            let e = TaskOOM {
+                container_id: self.container.clone(),
+                ..Default::default()
+            };
+            self.publisher.publish(TASK_OOM_EVENT_TOPIC, &e);
+        }
     }
 }
 
-fn spawn(f: impl FnOnce() + Send + 'static) -> Result<()> {
-    std::thread::Builder::new()
-        .name("oom".into())
-        .stack_size(64 * 1024)
-        .spawn(f)
-        .map(drop)
-        .ctx(|| "starting the OOM watcher")
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<Option<Arc<Watch>>> {
@@ -83,11 +75,7 @@ pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<Opt
     let Some(dir) = memory_cgroup(pid, unified) else {
         return Ok(None); // no memory controller: nothing to watch
     };
-    let counter = dir.join(if unified {
-        "memory.events"
-    } else {
-        "memory.oom_control"
-    });
+    let counter = Arc::new(Mutex::new(Counter::new(&dir, unified)));
     let w = Arc::new(Watch {
         // A new container's cgroup has counted nothing: start from 0, so that an OOM kill
         // that beat this watcher's set-up is still reported.
@@ -97,68 +85,6 @@ pub fn watch(pid: u32, container: &str, publisher: Arc<Publisher>) -> Result<Opt
         publisher,
     });
     let watch = w.clone();
-    if unified {
-        let ino = Inotify::init(InitFlags::IN_CLOEXEC).ctx(|| "inotify_init")?;
-        // cgroup.events too: a cgroup's removal sends no IN_IGNORED for its files here (6.1),
-        // so the watcher ends when the cgroup has no process left (populated 0), as
-        // containerd's own watcher does; without that, each container left a thread and an fd.
-        let events = dir.join("cgroup.events");
-        for f in [&counter, &events] {
-            ino.add_watch(f, AddWatchFlags::IN_MODIFY)
-                .ctx(|| format!("inotify on {}", f.display()))?;
-        }
-        let emptied = move || {
-            fs::read_to_string(&events)
-                .map_or(true, |s| s.lines().any(|l| l.trim() == "populated 0"))
-        };
-        // Watches first, then the check: an exit in between still wakes the read.
-        spawn(move || {
-            while !emptied() {
-                let Ok(evs) = ino.read_events() else { return };
-                watch.flush();
-                if evs
-                    .iter()
-                    .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
-                {
-                    return;
-                }
-            }
-            watch.flush();
-        })?;
-    } else {
-        let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).ctx(|| "eventfd")?;
-        let control = File::open(&counter).ctx(|| format!("opening {}", counter.display()))?;
-        fs::write(
-            dir.join("cgroup.event_control"),
-            format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
-        )
-        .map_err(|e| {
-            Error::io(
-                format!("registering for OOM events in {}", dir.display()),
-                &e,
-            )
-        })?;
-        // Kernels before 4.13 have no oom_kill count: there, every wake-up is an OOM.
-        let counted = fs::read_to_string(&counter).is_ok_and(|s| s.contains("oom_kill "));
-        spawn(move || {
-            let _control = control;
-            // The eventfd also fires when the cgroup is removed.
-            while efd.read().is_ok() && dir.exists() {
-                if counted {
-                    watch.flush();
-                } else {
-                    watch.publish();
-                }
-            }
-        })?;
-    }
+    husk::cgroups::oom::watch(counter, move |n| watch.note(n))?;
     Ok(Some(w))
-}
-
-fn oom_kills(counter: &Path) -> u64 {
-    fs::read_to_string(counter)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -592,12 +592,11 @@ impl Placement {
         }
     }
 
-    /// A watch that wakes at the container's OOM kills (None without a memory cgroup).
-    pub fn oom_watch(&self) -> Option<oom::OomWatch> {
-        let last = self.oom_kills();
+    /// The container's count of OOM kills, kept past its cgroup (None without a memory cgroup).
+    pub fn oom_counter(&self) -> Option<oom::Counter> {
         match (self.layout, &self.v2) {
-            (Layout::Unified, Some(d)) => oom::OomWatch::v2(d, last),
-            _ => oom::OomWatch::v1(self.v1_dir("memory")?, last),
+            (Layout::Unified, Some(d)) => Some(oom::Counter::new(d, true)),
+            _ => Some(oom::Counter::new(self.v1_dir("memory")?, false)),
         }
     }
 
