@@ -1,11 +1,11 @@
 //! The kernel's notice of OOM kills in a memory cgroup, for `events` and the shim's TaskOOM.
 //!
 //! v2 touches memory.events (inotify), v1 signals an eventfd registered for
-//! memory.oom_control. The count is read on a thread of its own the moment the kernel speaks:
-//! systemd removes a scope's cgroup as soon as its last process is gone, which an OOM kill may
-//! cause, and the count goes with it. Reading it between two other tasks lost it (a flaky
-//! test in the systemd VM); containerd's and conmon's watchers share the race, narrowed the
-//! same way (containerd/containerd#12714, containers/conmon#426).
+//! memory.oom_control. systemd removes a scope's cgroup as soon as its last process is gone,
+//! which an OOM kill may cause, and the count goes with it: the count is read the moment the
+//! kernel gives notice (the shim on a thread of its own) and `Counter` keeps a kill its cgroup
+//! took with it. containerd's and conmon's watchers lose the race
+//! (containerd/containerd#12714, containers/conmon#426).
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -113,47 +113,45 @@ impl Counter {
         Some(read_kills(dir, "memory.events")?.0)
     }
 
-    /// v1's eventfd fires for an OOM or the cgroup's removal: while the cgroup is there, the
-    /// notice is an OOM even if the kill is not counted yet (or never: kernels before 4.13
-    /// have no count).
-    fn notice_v1(&mut self) -> u64 {
+    /// The count after a notice from `Notices`. v1's eventfd fires for an OOM or the cgroup's
+    /// removal: while the cgroup is there, the notice is an OOM even if the kill is not counted
+    /// yet (or never: kernels before 4.13 have no count).
+    pub fn on_notice(&mut self) -> u64 {
         let before = self.last;
         let n = self.read();
-        if n == before && self.dir.exists() {
+        if !self.unified && n == before && self.dir.exists() {
             self.last += 1;
         }
         self.last
     }
+
+    /// The kernel's notices for this cgroup, for a caller that waits on them itself.
+    pub fn notices(&self) -> Result<Notices> {
+        if self.unified {
+            Notices::v2(&self.dir)
+        } else {
+            Notices::v1(&self.dir)
+        }
+    }
 }
 
-/// Calls `report` on a thread of its own with `counter`'s count each time the kernel gives
-/// notice, and a last time when the cgroup has no process left. Set-up errors are returned;
-/// the thread ends with the cgroup.
+/// Reads `counter` on a thread of its own each time the kernel gives notice, and a last time
+/// when the cgroup has no process left, and calls `report` with the count. Set-up errors are
+/// returned; the thread ends with the cgroup.
 pub fn watch(
     counter: Arc<Mutex<Counter>>,
     mut report: impl FnMut(u64) + Send + 'static,
 ) -> Result<()> {
-    let (dir, unified) = {
-        let c = counter.lock().unwrap_or_else(|e| e.into_inner());
-        (c.dir.clone(), c.unified)
-    };
-    let notices = if unified {
-        Notices::v2(&dir)?
-    } else {
-        Notices::v1(&dir)?
-    };
+    let notices = lock(&counter).notices()?;
     std::thread::Builder::new()
         .name("oom".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
-            let alive = notices.wait();
-            let n = {
-                let mut c = counter.lock().unwrap_or_else(|e| e.into_inner());
-                if alive && !unified {
-                    c.notice_v1()
-                } else {
-                    c.read()
-                }
+            let alive = notices.wait(None).unwrap_or(false);
+            let n = if alive {
+                lock(&counter).on_notice()
+            } else {
+                lock(&counter).read()
             };
             report(n);
             if !alive || notices.ended() {
@@ -164,7 +162,12 @@ pub fn watch(
         .ctx(|| "starting the OOM watcher")
 }
 
-enum Notices {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The kernel's notices of a memory cgroup's OOMs.
+pub enum Notices {
     /// memory.events, and cgroup.events so that the last process's exit is a notice too:
     /// a removal sends no IN_IGNORED for cgroupfs files (6.1).
     Inotify(Inotify, PathBuf),
@@ -205,20 +208,36 @@ impl Notices {
         })
     }
 
-    /// Blocks until the kernel's next notice; false if no more can come.
-    fn wait(&self) -> bool {
-        match self {
+    /// Waits up to `timeout` (None: for ever) for the kernel's next notice: None if none came,
+    /// else whether more can come.
+    pub fn wait(&self, timeout: Option<Duration>) -> Option<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Notices::Inotify(ino, _) => ino.as_fd(),
+            Notices::EventFd { efd, .. } => efd.as_fd(),
+        };
+        let timeout = timeout.map_or(PollTimeout::NONE, |t| {
+            PollTimeout::from(u16::try_from(t.as_millis()).unwrap_or(u16::MAX))
+        });
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return None,
+            Err(_) => return Some(false),
+        }
+        Some(match self {
             Notices::Inotify(ino, _) => ino.read_events().is_ok_and(|evs| {
                 !evs.iter()
                     .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
             }),
             Notices::EventFd { efd, .. } => efd.read().is_ok(),
-        }
+        })
     }
 
     /// Whether the cgroup has no process left (v2) or is gone (v1, whose eventfd also fires
     /// at the removal).
-    fn ended(&self) -> bool {
+    pub fn ended(&self) -> bool {
         match self {
             Notices::Inotify(_, events) => fs::read_to_string(events)
                 .map_or(true, |s| s.lines().any(|l| l.trim() == "populated 0")),
@@ -282,11 +301,11 @@ mod tests {
         )
         .unwrap();
         let mut c = Counter::new(&child, false);
-        assert_eq!(c.notice_v1(), 1, "a notice before the kill is counted");
+        assert_eq!(c.on_notice(), 1, "a notice before the kill is counted");
         fs::write(child.join("memory.oom_control"), "oom_kill 1\n").unwrap();
         assert_eq!(c.read(), 1, "the same kill, counted once");
         fs::remove_dir_all(&child).unwrap();
-        assert_eq!(c.notice_v1(), 1, "the removal's notice is no OOM");
+        assert_eq!(c.on_notice(), 1, "the removal's notice is no OOM");
         fs::remove_dir_all(&parent).unwrap();
     }
 }

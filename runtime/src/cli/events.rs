@@ -1,9 +1,7 @@
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{bad_usage, Global};
-use crate::cgroups::oom;
 use crate::container::Container;
 use crate::error::Result;
 use crate::state::Status;
@@ -44,10 +42,6 @@ fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn event(kind: &str, id: &str, data: Option<serde_json::Value>) -> String {
     let mut v = serde_json::json!({"type": kind, "id": id});
     if let Some(d) = data {
@@ -66,55 +60,29 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         println!("{}", event("stats", &a.id, Some(c.state.cgroup.stats())));
         return Ok(0);
     }
-    // A thread reads the count the moment the kernel gives notice; this loop reads it at each
-    // tick as well (a watcher that failed to start, a notice lost).
-    let counter = c
-        .state
-        .cgroup
-        .oom_counter()
-        .map(|c| Arc::new(Mutex::new(c)));
-    let kills = || counter.as_ref().map_or(0, |c| lock(c).read());
-    let mut seen = kills();
-    let (tx, counts) = std::sync::mpsc::channel();
-    let watching = counter.as_ref().is_some_and(|c| {
-        oom::watch(c.clone(), move |n| {
-            let _ = tx.send(n);
-        })
-        .is_ok()
-    });
+    // The count is read as the kernel gives notice, at each tick, and once more at the end:
+    // the counter keeps a kill that its cgroup took with it.
+    let mut counter = c.state.cgroup.oom_counter();
+    let mut notices = counter.as_ref().and_then(|c| c.notices().ok());
+    let mut seen = counter.as_mut().map_or(0, |c| c.read());
     drop(c);
     let tick = interval.min(Duration::from_millis(100));
     let mut next_stats = Instant::now();
     let mut out = std::io::stdout();
-    let mut report = |out: &mut std::io::Stdout, now: u64| {
-        for _ in 0..now.saturating_sub(seen).min(100) {
-            let _ = writeln!(out, "{}", event("oom", &a.id, None));
-        }
-        seen = seen.max(now);
-    };
     loop {
         let Ok(c) = Container::load(&g.root, &a.id) else {
             return Ok(0);
         };
-        let mut now = kills();
-        now = counts.try_iter().fold(now, u64::max);
+        // An OOM kill may be what stopped the container: report it before leaving.
+        let now = counter.as_mut().map_or(0, |c| c.read());
+        for _ in 0..now.saturating_sub(seen).min(100) {
+            let _ = writeln!(out, "{}", event("oom", &a.id, None));
+        }
+        seen = seen.max(now);
         if c.status() == Status::Stopped {
-            // An OOM kill may be what stopped the container: the watcher's last word, read
-            // when the cgroup emptied, may come just after the exit shows.
-            if watching {
-                let until = Instant::now() + Duration::from_millis(200);
-                while let Some(left) = until.checked_duration_since(Instant::now()) {
-                    match counts.recv_timeout(left) {
-                        Ok(n) => now = now.max(n),
-                        Err(_) => break,
-                    }
-                }
-            }
-            report(&mut out, now);
             let _ = out.flush();
             return Ok(0);
         }
-        report(&mut out, now);
         if Instant::now() >= next_stats {
             let _ = writeln!(
                 out,
@@ -127,10 +95,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         if out.flush().is_err() {
             return Ok(0);
         }
-        match counts.recv_timeout(tick) {
-            Ok(n) => report(&mut out, n),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(tick),
+        match (&notices, &mut counter) {
+            (Some(n), Some(c)) => match n.wait(Some(tick)) {
+                Some(true) => drop(c.on_notice()),
+                Some(false) => notices = None,
+                None => {}
+            },
+            _ => std::thread::sleep(tick),
         }
     }
 }
