@@ -23,7 +23,7 @@ repo=$PWD
 # shellcheck source=hack/lib.sh
 . hack/lib.sh
 # linux-libc-dev: seccomp.rs reads the syscall list from its unistd_64.h.
-ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq util-linux uidmap
+ensure_packages qemu-system-x86 busybox-static linux-libc-dev jq util-linux uidmap criu tar
 mode=plain
 case ${1:-} in
 --systemd) mode=systemd && shift ;;
@@ -112,6 +112,20 @@ copy_with_libs() {
 	copy_libs "$stage" "$1"
 }
 mkdir -p "$stage/usr/local/bin"
+# criu for checkpoint.rs, GNU tar (criu saves tmpfs contents with it; busybox's lacks its
+# options), and the modules criu probes at start: sock_diag's families and nf_tables. The
+# VM loads nothing on demand, so run-tests inserts them in this order.
+for bin in /usr/sbin/criu /bin/tar; do
+	copy_with_libs "$bin"
+	mv "$stage$bin" "$stage/usr/local/bin/"
+done
+mkdir -p "$stage/husk/modules"
+for m in crypto/crc32c_generic lib/libcrc32c net/netfilter/nfnetlink net/netfilter/nf_tables \
+	net/ipv4/inet_diag net/ipv4/tcp_diag net/ipv4/udp_diag net/unix/unix_diag \
+	net/netlink/netlink_diag net/packet/af_packet_diag; do
+	cp "$(compgen -G "$kdir/lib/modules/*/kernel/$m.ko")" "$stage/husk/modules/"
+	basename "$m" >>"$stage/husk/modules/order"
+done
 for bin in /usr/bin/setpriv /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/script; do
 	copy_with_libs "$bin"
 	mv "$stage$bin" "$stage/usr/local/bin/"

@@ -648,7 +648,8 @@ impl Placement {
         Ok(())
     }
 
-    fn freezer_dir(&self) -> Option<&Path> {
+    /// The directory whose freezer `pause` uses (v2: cgroup.freeze).
+    pub fn freezer_dir(&self) -> Option<&Path> {
         match self.layout {
             Layout::Unified => self.v2.as_deref(),
             _ => self.v1_dir("freezer"),

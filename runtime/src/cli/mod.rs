@@ -1,6 +1,7 @@
 //! runc's command line: the global flags and one module per verb. Each verb is a thin layer
 //! over the library; errors become one line on stderr (and in `--log`) and exit status 1.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -10,11 +11,11 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
 mod state;
-mod unsupported;
 mod update;
 
 use std::path::PathBuf;
@@ -90,10 +91,10 @@ enum Command {
     Update(update::Args),
     /// Print resource statistics and OOM events of a container as JSON lines.
     Events(events::Args),
-    /// Checkpoint a running container with CRIU (not implemented yet).
-    Checkpoint(unsupported::Args),
-    /// Restore a container from a CRIU checkpoint (not implemented yet).
-    Restore(unsupported::Args),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(restore::Args),
 }
 
 pub struct Global {
@@ -319,14 +320,8 @@ fn dispatch(g: &Global, c: Command) -> (String, Result<i32>) {
         Command::Features(a) => ("features".into(), features::run(a)),
         Command::Update(a) => (format!("update {}", a.id), update::run(g, a)),
         Command::Events(a) => (format!("events {}", a.id), events::run(g, a)),
-        Command::Checkpoint(a) => (
-            format!("checkpoint {}", a.id),
-            unsupported::run("checkpoint", "CRIU support is planned"),
-        ),
-        Command::Restore(a) => (
-            format!("restore {}", a.id),
-            unsupported::run("restore", "CRIU support is planned"),
-        ),
+        Command::Checkpoint(a) => (format!("checkpoint {}", a.id), checkpoint::run(g, a)),
+        Command::Restore(a) => (format!("restore {}", a.id), restore::run(g, a)),
     }
 }
 

@@ -260,7 +260,7 @@ fn check_rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(&p).ctx(|| format!("root.path {}", p.display()))
 }
 
-fn save_config(dir: &ContainerDir, spec: &Spec) -> Result<()> {
+pub(super) fn save_config(dir: &ContainerDir, spec: &Spec) -> Result<()> {
     let bytes =
         serde_json::to_vec(spec).map_err(|e| Error::msg(format!("serialise config: {e}")))?;
     state::write_atomic(&dir.path.join(CONFIG_FILE), &bytes)
@@ -308,7 +308,7 @@ fn systemd_listen_fds() -> (i32, Vec<String>) {
 
 /// The owner `state` shows: the name /etc/passwd gives our uid (read directly, as runc does:
 /// no NSS, which a static husk could not load).
-fn owner() -> String {
+pub(super) fn owner() -> String {
     let uid = nix::unistd::geteuid().as_raw().to_string();
     std::fs::read_to_string("/etc/passwd")
         .unwrap_or_default()

@@ -1,11 +1,13 @@
 //! The lifecycle verbs of runtime-spec "Operations", one file each.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod exec;
 mod kill;
 mod start;
 
+pub use checkpoint::{checkpoint, restore, CheckpointOptions, CriuOptions, RestoreOptions};
 pub use create::{create, Console, CreateOptions};
 pub use delete::delete;
 pub use exec::{exec, ExecOptions};
