@@ -347,7 +347,7 @@ fn a_failed_restore_names_criu_and_its_log_and_leaves_nothing() {
     assert!(!child.wait().unwrap().success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
-        err.contains("criu restore failed") && err.contains("restore.log"),
+        err.contains("criu restore: exit status") && err.contains("restore.log"),
         "{err}"
     );
     c.assert_no_residue();

@@ -193,7 +193,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
         })?;
     }
     let log = o.criu.log(&format!("{verb}.log"));
-    phase(&format!("criu {verb}"), || {
+    phase("checkpoint", || {
         let status = std::process::Command::new(&criu)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -297,7 +297,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
     args.extend(ns_args);
     let log = o.criu.log("restore.log");
 
-    let result = phase("criu restore", || {
+    let result = phase("restore", || {
         run_criu_in_cgroup(&criu, &args, |pid| placement.join_init(pid, &spec))
     });
     criu_result("restore", result?, &log)?;
@@ -387,7 +387,7 @@ fn find_criu() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::msg("criu: not found in PATH").with_hint(
-                "checkpoint and restore need CRIU (Debian and Ubuntu: apt-get install criu)",
+                "checkpoint and restore need CRIU: apt-get install criu (Debian, Ubuntu)",
             )
         })
 }
@@ -416,7 +416,7 @@ fn criu_result(verb: &str, code: Option<i32>, log: &Path) -> Result<()> {
         format!("exit status {c}")
     });
     Err(Error::msg(format!(
-        "criu {verb} failed ({status}){}",
+        "criu {verb}: {status}{}",
         first_error.map_or(String::new(), |e| format!(": {e}"))
     ))
     .with_hint(format!("criu's log: {}", log.display())))
