@@ -12,12 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 use containerd_shim_protos::api::*;
 use containerd_shim_protos::events::task as ev;
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
-use containerd_shim_protos::shim::oci::ProcessDetails;
+use containerd_shim_protos::shim::oci::{self, ProcessDetails};
 use containerd_shim_protos::topics::*;
 use containerd_shim_protos::types::task::{ProcessInfo, Status};
 use husk::error::{Context, Error};
 use nix::unistd::Pid;
-use protobuf::MessageField;
+use protobuf::{Message, MessageField};
 use ttrpc::{Code, TtrpcContext};
 
 use crate::events::{exit_event, timestamp, to_any, Publisher};
@@ -569,6 +569,74 @@ impl Service {
     }
 
     /// Pause or resume through the runtime, then the state and event that follow.
+    /// `husk checkpoint` with the options containerd sends (runc's CheckpointOptions), as
+    /// containerd's runc shim runs it: a work directory of ours unless one is given, whose
+    /// dump.log is kept as <bundle>/criu-dump.log when the dump fails. With `exit` the
+    /// container's processes end with the dump and their exit comes from the reaper.
+    fn checkpoint_task(&self, req: &CheckpointTaskRequest) -> TResult<()> {
+        let id = req.id.as_str();
+        let (rt, bundle) = self.with(id, |c| Ok((c.runtime.clone(), c.bundle.clone())))?;
+        let o = match req.options.as_ref().filter(|a| !a.type_url.is_empty()) {
+            Some(any) => oci::CheckpointOptions::parse_from_bytes(&any.value).map_err(|e| {
+                status(
+                    Code::INVALID_ARGUMENT,
+                    format!("decoding checkpoint options: {e}"),
+                )
+            })?,
+            None => oci::CheckpointOptions::default(),
+        };
+        let image = if o.image_path.is_empty() {
+            req.path.clone()
+        } else {
+            o.image_path.clone()
+        };
+        if image.is_empty() {
+            return Err(status(Code::INVALID_ARGUMENT, "checkpoint: no image path"));
+        }
+        let ours = o.work_path.is_empty();
+        let work = if ours {
+            bundle.join("criu-work").to_string_lossy().into_owned()
+        } else {
+            o.work_path.clone()
+        };
+        let mut args = vec!["checkpoint", "--image-path", &image, "--work-path", &work];
+        for (on, flag) in [
+            (!o.exit, "--leave-running"),
+            (o.open_tcp, "--tcp-established"),
+            (o.external_unix_sockets, "--ext-unix-sk"),
+            (o.terminal, "--shell-job"),
+            (o.file_locks, "--file-locks"),
+        ] {
+            if on {
+                args.push(flag);
+            }
+        }
+        for ns in &o.empty_namespaces {
+            args.extend(["--empty-ns", ns]);
+        }
+        if !o.cgroups_mode.is_empty() {
+            args.extend(["--manage-cgroups-mode", &o.cgroups_mode]);
+        }
+        args.push(id);
+        let result = rt.run(&args, None);
+        if result.is_err() {
+            let _ = std::fs::copy(
+                Path::new(&work).join("dump.log"),
+                bundle.join("criu-dump.log"),
+            );
+        }
+        if ours {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        result.map_err(unknown)?;
+        let e = ev::TaskCheckpointed {
+            container_id: id.to_string(),
+            ..Default::default()
+        };
+        self.events.publish(TASK_CHECKPOINTED_EVENT_TOPIC, &e);
+        Ok(())
+    }
+
     fn freeze(&self, id: &str, pause: bool) -> TResult<Empty> {
         let rt = self.runtime(id)?;
         rt.run(&[if pause { "pause" } else { "resume" }, id], None)
@@ -690,11 +758,8 @@ impl containerd_shim_protos::Task for Service {
         self.freeze(&req.id, false)
     }
 
-    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TResult<Empty> {
-        Err(status(
-            Code::UNIMPLEMENTED,
-            "checkpoint is not supported by husk",
-        ))
+    fn checkpoint(&self, _: &TtrpcContext, req: CheckpointTaskRequest) -> TResult<Empty> {
+        self.checkpoint_task(&req).map(|()| Empty::new())
     }
 
     fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TResult<Empty> {

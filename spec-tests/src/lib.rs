@@ -483,3 +483,20 @@ pub fn remove_empty_cgroups(rel: &str) {
         }
     }
 }
+
+/// Whether `criu check` passes here; with HUSK_EXPECT_CRIU set (the v2 VM) it must.
+pub fn criu_works() -> bool {
+    let ok = Command::new("criu")
+        .arg("check")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("HUSK_EXPECT_CRIU").is_some() {
+        panic!("HUSK_EXPECT_CRIU is set but `criu check` fails");
+    }
+    if !ok {
+        eprintln!("skipped: `criu check` fails on this kernel");
+    }
+    ok
+}

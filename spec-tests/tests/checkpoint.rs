@@ -15,22 +15,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spec_tests::*;
 
-fn criu_works() -> bool {
-    let ok = Command::new("criu")
-        .arg("check")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var_os("HUSK_EXPECT_CRIU").is_some() {
-        panic!("HUSK_EXPECT_CRIU is set but `criu check` fails");
-    }
-    if !ok {
-        eprintln!("skipped: `criu check` fails on this kernel");
-    }
-    ok
-}
-
 /// A container that counts, to /tmp/count in its rootfs and as "tick N" lines on stdout.
 fn counter(name: &str) -> Ctx {
     let mut c = Ctx::new(
