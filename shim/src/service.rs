@@ -66,6 +66,8 @@ struct Container {
     io_uid: u32,
     io_gid: u32,
     oom: Option<Arc<oom::Watch>>,
+    /// Created from a checkpoint (its CRIU images here): Start restores it.
+    restore: Option<String>,
 }
 
 pub struct Service {
@@ -243,10 +245,10 @@ impl Service {
                 format!("container {id}: already exists"),
             ));
         }
-        if !req.checkpoint.is_empty() {
+        if !req.checkpoint.is_empty() && req.terminal {
             return Err(status(
                 Code::UNIMPLEMENTED,
-                "restoring from a checkpoint is not supported by husk",
+                "restoring a container with a terminal is not supported by husk",
             ));
         }
         let opts = Options::from_any(req.options.as_ref()).map_err(unknown)?;
@@ -268,7 +270,12 @@ impl Service {
             }
         };
         let pid_file = bundle.join("init.pid");
+        // From a checkpoint, as containerd's runc shim does: nothing runs until Start restores.
+        let restore = (!req.checkpoint.is_empty()).then(|| req.checkpoint.clone());
         let created = (|| {
+            if restore.is_some() {
+                return Ok((0, None));
+            }
             let mut stdio = Prepared::new(&paths, opts.io_uid, opts.io_gid, id, &self.namespace)?;
             let bundle_s = bundle.to_string_lossy();
             let pid_file_s = pid_file.to_string_lossy();
@@ -288,7 +295,7 @@ impl Service {
             args.push(id);
             runtime.run_with_io(&args, stdio.take_io())?;
             let pid = read_pid(&pid_file)?;
-            Ok::<_, Error>((pid, stdio.attach()?))
+            Ok::<_, Error>((pid, Some(stdio.attach()?)))
         })();
         let (pid, io) = match created {
             Ok(v) => v,
@@ -299,10 +306,7 @@ impl Service {
         };
         let shares = shares_pid_ns(&bundle);
         // Before Create returns, so that no Start can let an OOM happen unwatched.
-        let oom = oom::watch(pid, id, self.events.clone()).unwrap_or_else(|e| {
-            eprintln!("containerd-shim-husk-v2: {id}: OOM events unavailable: {e}");
-            None
-        });
+        let oom = (pid != 0).then(|| self.watch_oom(pid, id)).flatten();
         {
             let mut all = self.lock();
             all.insert(
@@ -316,7 +320,7 @@ impl Service {
                         state: State::Created,
                         exit: None,
                         paths,
-                        io: Some(io),
+                        io,
                         spec: Vec::new(),
                     },
                     execs: HashMap::new(),
@@ -326,6 +330,7 @@ impl Service {
                     io_uid: opts.io_uid,
                     io_gid: opts.io_gid,
                     oom,
+                    restore,
                 },
             );
             self.events.publish(
@@ -346,7 +351,9 @@ impl Service {
                     ..Default::default()
                 },
             );
-            self.claim_exit(&mut all, pid);
+            if pid != 0 {
+                self.claim_exit(&mut all, pid);
+            }
         }
         Ok(CreateTaskResponse {
             pid,
@@ -354,7 +361,87 @@ impl Service {
         })
     }
 
+    fn watch_oom(&self, pid: u32, id: &str) -> Option<Arc<oom::Watch>> {
+        oom::watch(pid, id, self.events.clone()).unwrap_or_else(|e| {
+            eprintln!("containerd-shim-husk-v2: {id}: OOM events unavailable: {e}");
+            None
+        })
+    }
+
+    /// Start of a task created from a checkpoint: `husk restore` with the task's stdio, as
+    /// containerd's runc shim runs `runc restore`. A failed restore's log is kept as
+    /// <bundle>/criu-restore.log.
+    fn restore_init(&self, id: &str, images: &str) -> TResult<StartResponse> {
+        let (rt, bundle, paths, uid, gid) = self.with(id, |c| {
+            Ok((
+                c.runtime.clone(),
+                c.bundle.clone(),
+                c.init.paths.clone(),
+                c.io_uid,
+                c.io_gid,
+            ))
+        })?;
+        let pid_file = bundle.join("init.pid");
+        let work = bundle.join("criu-work");
+        let started = (|| {
+            let mut stdio = Prepared::new(&paths, uid, gid, id, &self.namespace)?;
+            let (bundle_s, pid_s, work_s) = (
+                bundle.to_string_lossy(),
+                pid_file.to_string_lossy(),
+                work.to_string_lossy(),
+            );
+            let args = [
+                "restore",
+                "--detach",
+                "--pid-file",
+                &pid_s,
+                "--image-path",
+                images,
+                "--work-path",
+                &work_s,
+                "--bundle",
+                &bundle_s,
+                id,
+            ];
+            rt.run_with_io(&args, stdio.take_io())?;
+            let pid = read_pid(&pid_file)?;
+            Ok::<_, Error>((pid, stdio.attach()?))
+        })();
+        if started.is_err() {
+            let _ = std::fs::copy(work.join("restore.log"), bundle.join("criu-restore.log"));
+        }
+        let _ = std::fs::remove_dir_all(&work);
+        let (pid, io) = started.map_err(unknown)?;
+        let oom = self.watch_oom(pid, id);
+        let shares = shares_pid_ns(&bundle);
+        let mut all = self.lock();
+        let Some(c) = all.get_mut(id) else {
+            return Err(not_found(format_args!("container {id}")));
+        };
+        c.init.pid = pid;
+        c.init.state = State::Running;
+        c.init.io = Some(io);
+        c.oom = oom;
+        c.shares_pid_ns = shares;
+        self.events.publish(
+            TASK_START_EVENT_TOPIC,
+            &ev::TaskStart {
+                container_id: id.to_string(),
+                pid,
+                ..Default::default()
+            },
+        );
+        self.claim_exit(&mut all, pid);
+        Ok(StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
     fn start_init(&self, id: &str) -> TResult<StartResponse> {
+        if let Some(images) = self.with(id, |c| Ok(c.restore.take()))? {
+            return self.restore_init(id, &images);
+        }
         let rt = self.runtime(id)?;
         rt.run(&["start", id], None).map_err(unknown)?;
         self.with(id, |c| {

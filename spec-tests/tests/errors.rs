@@ -111,4 +111,41 @@ fn unknown_flag_is_a_usage_error() {
     let out = c.husk(&["create", "--no-such-flag", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--no-such-flag"));
+
+    // With --log, the usage error is in the log too: go-runc reports what it finds there.
+    let log = c.root.parent().unwrap().join("usage.json");
+    let out = c.husk(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "restore",
+        "--no-such-flag",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"].as_str().unwrap().contains("--no-such-flag"),
+        "{last}"
+    );
+
+    // go-runc's restore flags (values, and -no-subreaper with one dash) parse.
+    let out = c.husk(&[
+        "restore",
+        "--image-path",
+        "/nonexistent",
+        "--work-path",
+        "/nonexistent-w",
+        "--detach",
+        "--pid-file",
+        "/nonexistent-p",
+        "-no-subreaper",
+        "--bundle",
+        "/nonexistent-b",
+        "x",
+    ]);
+    assert_one_line_error(&out, &["/nonexistent-b"]);
 }

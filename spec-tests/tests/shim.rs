@@ -29,6 +29,7 @@ on_both_shims!(
     a_failed_create_reports_husks_error_and_leaves_nothing,
     the_shim_outlives_a_containerd_restart,
     checkpoint_leaves_the_task_running_or_ends_it_with_exit,
+    a_container_restored_from_its_checkpoint_runs_on,
 );
 
 fn start(shim: Shim, test: &str) -> Containerd {
@@ -533,5 +534,58 @@ fn checkpoint_leaves_the_task_running_or_ends_it_with_exit(shim: Shim, test: &st
     wait_for(&c, "cx", "STOPPED");
     c.ctr_ok(&["task", "rm", "cx"]);
     c.ctr_ok(&["container", "rm", "cx"]);
+    c.assert_no_residue();
+}
+
+/// Create from a checkpoint, then Start: the task API's restore (`ctr containers checkpoint
+/// --task`, then `ctr containers restore --live`), with CRIU where `criu check` passes.
+fn a_container_restored_from_its_checkpoint_runs_on(shim: Shim, test: &str) {
+    if !spec_tests::criu_works() {
+        return;
+    }
+    let c = start(shim, test);
+    let script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done";
+    let o = ctr(
+        &c,
+        &run_args(
+            &c,
+            &["run", "-d", "--net-host"],
+            &[IMAGE, "rs", "sh", "-c", script],
+        ),
+    );
+    assert!(o.status.success(), "ctr run -d: {}", out(&o));
+    wait_for(&c, "rs", "RUNNING");
+    std::thread::sleep(Duration::from_millis(500));
+    c.ctr_ok(&[
+        "container",
+        "checkpoint",
+        "--task",
+        "--rw",
+        "rs",
+        "checkpoint/rs:1",
+    ]);
+    kill_and_remove(&c, "rs");
+
+    c.ctr_ok(&[
+        "container",
+        "restore",
+        "--live",
+        "--rw",
+        "rs",
+        "checkpoint/rs:1",
+    ]);
+    wait_for(&c, "rs", "RUNNING");
+    // The restored loop counts on from where the checkpoint caught it (the rw layer came back
+    // with the count it had then).
+    let read = |exec: &str| -> u64 {
+        let o = c.ctr_ok(&["task", "exec", "--exec-id", exec, "rs", "cat", "/tmp/count"]);
+        o.trim().parse().unwrap_or_else(|_| panic!("count: {o:?}"))
+    };
+    let first = read("r1");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = read("r2");
+    assert!(first > 1 && second > first, "counts {first} then {second}");
+    kill_and_remove(&c, "rs");
+    c.ctr_ok(&["image", "rm", "checkpoint/rs:1"]);
     c.assert_no_residue();
 }

@@ -40,7 +40,7 @@ pub struct Criu {
 }
 
 impl Criu {
-    pub fn options(&self) -> Result<CriuOptions> {
+    pub fn options(&self, g: &Global) -> Result<CriuOptions> {
         if let Some(ns) = self.empty_ns.iter().find(|n| *n != "network") {
             return Err(Error::msg(format!(
                 "--empty-ns {ns:?}: only \"network\" can be left empty"
@@ -49,6 +49,7 @@ impl Criu {
         let cwd = std::env::current_dir().unwrap_or_default();
         let abs = |p: &PathBuf| cwd.join(p);
         Ok(CriuOptions {
+            criu: g.criu.clone(),
             image_path: self
                 .image_path
                 .as_ref()
@@ -95,7 +96,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let o = CheckpointOptions {
-        criu: a.criu.options()?,
+        criu: a.criu.options(g)?,
         leave_running: a.leave_running,
         pre_dump: a.pre_dump,
         parent_path: a.parent_path,

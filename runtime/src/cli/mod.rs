@@ -100,6 +100,27 @@ enum Command {
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--criu PATH`: the criu binary for checkpoint and restore (else criu in PATH).
+    pub criu: Option<PathBuf>,
+}
+
+/// A usage error goes to `--log` too when one is given: go-runc reads the error it reports
+/// from that file, and clap's own message only reaches stderr.
+fn log_usage_error(args: &[String], msg: &str) {
+    let value = |flag: &str| {
+        args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(flag)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+                .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+        })
+    };
+    let Some(log) = value("--log") else { return };
+    let json = value("--log-format").as_deref() == Some("json");
+    if crate::log::init(Some(&log), json, false).is_ok() {
+        let first = msg.lines().next().unwrap_or(msg);
+        crate::log::error(first.strip_prefix("error: ").unwrap_or(first));
+    }
 }
 
 /// Help in the layout of runc's (urfave/cli), naming the program as it was invoked: installed
@@ -226,6 +247,15 @@ fn takes_value(flag: &str) -> bool {
         "--apparmor",
         "--signal",
         "--cgroup",
+        "--image-path",
+        "--work-path",
+        "--parent-path",
+        "--manage-cgroups-mode",
+        "--empty-ns",
+        "--page-server",
+        "--status-fd",
+        "--lsm-profile",
+        "--lsm-mount-context",
     ];
     !flag.contains('=') && VALUED.contains(&flag)
 }
@@ -244,6 +274,7 @@ pub fn main() -> i32 {
             s.help_template(t)
         });
     let asked_help = args.iter().any(|a| a == "-h" || a == "--help");
+    let raw = args.clone();
     let parsed = cmd
         .try_get_matches_from_mut(args)
         .and_then(|m| Cli::from_arg_matches(&m));
@@ -260,6 +291,9 @@ pub fn main() -> i32 {
         }
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
+            if code == 1 {
+                log_usage_error(&raw, &e.to_string());
+            }
             let _ = e.print();
             return code;
         }
@@ -282,6 +316,11 @@ pub fn main() -> i32 {
     let g = Global {
         root: cli.root.clone().unwrap_or_else(crate::state::default_root),
         systemd_cgroup: cli.systemd_cgroup,
+        criu: cli
+            .criu
+            .clone()
+            .filter(|c| !c.is_empty())
+            .map(PathBuf::from),
     };
     // runc exits 255 when exec itself fails, so callers can tell it from the process's status.
     let failure = if matches!(command, Command::Exec(_)) {

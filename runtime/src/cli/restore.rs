@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ));
     }
     let o = RestoreOptions {
-        criu: a.criu.options()?,
+        criu: a.criu.options(g)?,
         id: a.id.clone(),
         bundle: a.bundle,
         pid_file: a.pid_file,

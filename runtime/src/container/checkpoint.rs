@@ -28,6 +28,8 @@ const DESCRIPTORS: &str = "descriptors.json";
 /// What `checkpoint` and `restore` share (runc's flags of the same names).
 #[derive(Default)]
 pub struct CriuOptions {
+    /// The criu binary (`--criu`); None: criu in PATH.
+    pub criu: Option<PathBuf>,
     pub image_path: PathBuf,
     pub work_path: Option<PathBuf>,
     pub tcp_established: bool,
@@ -121,7 +123,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
         }
     }
     let spec = c.spec()?;
-    let criu = find_criu()?;
+    let criu = find_criu(o.criu.criu.as_deref())?;
     if let Some(p) = &o.parent_path {
         let full = o.criu.image_path.join(p);
         if p.is_absolute() || !full.is_dir() {
@@ -232,7 +234,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         )
         .with_hint("checkpoint and restore with --shell-job, or without a terminal"));
     }
-    let criu = find_criu()?;
+    let criu = find_criu(o.criu.criu.as_deref())?;
     if !o.criu.image_path.join("inventory.img").exists() {
         return Err(Error::msg(format!(
             "--image-path {}: no checkpoint there (no inventory.img)",
@@ -380,7 +382,13 @@ impl Drop for Undo {
     }
 }
 
-fn find_criu() -> Result<PathBuf> {
+fn find_criu(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        if !p.is_file() {
+            return Err(Error::msg(format!("--criu {}: no such file", p.display())));
+        }
+        return Ok(p.to_path_buf());
+    }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join("criu"))
