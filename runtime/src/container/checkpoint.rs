@@ -676,3 +676,107 @@ fn add_time_namespace(spec: &mut Spec) {
     linux.set_namespaces(Some(list));
     spec.set_linux(Some(linux));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn strings(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn external_mounts_are_keyed_by_their_container_path_as_runc_keys_them() {
+        let s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind"]},
+                {"destination": "/etc/x", "source": "/etc/hosts", "options": ["bind", "ro"]},
+                {"destination": "/proc", "type": "proc", "source": "proc"}
+            ],
+            "linux": {
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+                "maskedPaths": ["/proc/kcore"],
+                "namespaces": [{"type": "network", "path": "/proc/self/ns/net"}, {"type": "mount"}]
+            }
+        }));
+        let dump = strings(dump_externals(&s, std::process::id() as i32).unwrap());
+        let pairs: Vec<&str> = dump.chunks(2).map(|p| p[1].as_str()).collect();
+        assert!(dump.chunks(2).all(|p| p[0] == "--external"), "{dump:?}");
+        assert!(pairs.contains(&"mnt[/data]:/data"), "{pairs:?}");
+        assert!(pairs.contains(&"mnt[/etc/x]:/etc/x"));
+        assert!(pairs.contains(&"mnt[/dev/fuse]:/dev/fuse"));
+        assert!(
+            !pairs.iter().any(|p| p.contains("/proc]")),
+            "proc is no bind: {pairs:?}"
+        );
+        assert!(pairs
+            .iter()
+            .any(|p| p.starts_with("net[") && p.ends_with("]:extRootNetNS")));
+
+        let restore = strings(restore_externals(&s));
+        let pairs: Vec<&str> = restore.chunks(2).map(|p| p[1].as_str()).collect();
+        assert!(pairs.contains(&"mnt[/data]:/srv/data"), "{pairs:?}");
+        assert!(pairs.contains(&"mnt[/etc/x]:/etc/hosts"));
+        assert!(pairs.contains(&"mnt[/dev/null]:/dev/null"));
+        assert!(pairs.contains(&"mnt[/dev/fuse]:/dev/fuse"));
+    }
+
+    #[test]
+    fn only_pipes_are_rewired_on_restore() {
+        let dir = std::env::temp_dir().join(format!("husk-desc-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(DESCRIPTORS),
+            r#"["/dev/null","pipe:[123]","pipe:[124]"]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            strings(inherit_stdio(&dir)),
+            [
+                "--inherit-fd",
+                "fd[1]:pipe:[123]",
+                "--inherit-fd",
+                "fd[2]:pipe:[124]"
+            ]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            inherit_stdio(&dir).is_empty(),
+            "no descriptors.json, nothing to re-wire"
+        );
+    }
+
+    #[test]
+    fn options_become_criu_flags() {
+        let o = CriuOptions {
+            image_path: "/img".into(),
+            work_path: Some("/work".into()),
+            tcp_established: true,
+            manage_cgroups_mode: Some("ignore".into()),
+            ..Default::default()
+        };
+        let a = strings(o.args("dump.log").unwrap());
+        let has = |s: &str| a.iter().any(|x| x == s);
+        assert!(
+            has("--manage-cgroups=ignore") && has("--tcp-established"),
+            "{a:?}"
+        );
+        assert!(a.windows(2).any(|w| w == ["-D", "/img"]));
+        assert!(a.windows(2).any(|w| w == ["-W", "/work"]));
+        assert!(a.windows(2).any(|w| w == ["--empty-ns", "net"]));
+        assert_eq!(o.log("dump.log"), Path::new("/work/dump.log"));
+        let bad = CriuOptions {
+            manage_cgroups_mode: Some("lazy".into()),
+            ..Default::default()
+        };
+        assert!(bad.args("x").unwrap_err().to_string().contains("lazy"));
+    }
+}
