@@ -319,31 +319,23 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         add_time_namespace(&mut spec);
     }
     phase("save config", || super::create::save_config(dir, &spec))?;
-    let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);
-    let st = State {
-        id: o.id.clone(),
-        pid: pid.as_raw(),
-        pid_start,
+    let own_pid_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        });
+    let st = super::create::new_state(
+        &o.id,
+        pid,
         bundle,
         rootfs,
-        created: crate::log::rfc3339_now(),
-        owner: super::create::owner(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup: placement.clone(),
-        own_pid_ns: spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| {
-                ns.iter()
-                    .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-            }),
-    };
+        &spec,
+        placement.clone(),
+        own_pid_ns,
+    );
     phase("save state", || dir.save(&st))?;
     if let Some(p) = &o.pid_file {
         phase("write pid file", || super::create::write_pid_file(p, pid))?;

@@ -172,25 +172,16 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
         parent.send(&Msg::Go)?;
         let _ = waitpid(intermediate, None);
         undo.pids = vec![pid];
-        let pid_start = state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0);
-
-        let st = State {
-            id: o.id.clone(),
-            pid: pid.as_raw(),
-            pid_start,
+        let st = new_state(
+            &o.id,
+            pid,
             bundle,
             rootfs,
-            created: crate::log::rfc3339_now(),
-            owner: owner(),
-            annotations: spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup: placement.clone(),
-            own_pid_ns: ctx.plan.creates(LinuxNamespaceType::Pid),
-        };
+            &spec,
+            placement.clone(),
+            ctx.plan.creates(LinuxNamespaceType::Pid),
+        );
+        let pid_start = st.pid_start;
         phase("prepare rootfs", || parent.expect(Msg::RunHooks))?;
         phase("run createRuntime hooks", || {
             let hs = st.hook_state("creating");
@@ -244,6 +235,35 @@ pub fn create(root: &Path, o: CreateOptions) -> Result<State> {
     undo.placement = None;
     undo.dir = None;
     Ok(st)
+}
+
+/// The state of a container whose init is `pid`, created now by us.
+pub(super) fn new_state(
+    id: &str,
+    pid: Pid,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    spec: &Spec,
+    cgroup: Placement,
+    own_pid_ns: bool,
+) -> State {
+    State {
+        id: id.to_string(),
+        pid: pid.as_raw(),
+        pid_start: state::proc_start_time(pid).map(|(_, s)| s).unwrap_or(0),
+        bundle,
+        rootfs,
+        created: crate::log::rfc3339_now(),
+        owner: owner(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup,
+        own_pid_ns,
+    }
 }
 
 fn check_rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
@@ -308,7 +328,7 @@ fn systemd_listen_fds() -> (i32, Vec<String>) {
 
 /// The owner `state` shows: the name /etc/passwd gives our uid (read directly, as runc does:
 /// no NSS, which a static husk could not load).
-pub(super) fn owner() -> String {
+fn owner() -> String {
     let uid = nix::unistd::geteuid().as_raw().to_string();
     std::fs::read_to_string("/etc/passwd")
         .unwrap_or_default()
