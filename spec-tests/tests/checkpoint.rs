@@ -337,3 +337,60 @@ fn a_failed_restore_names_criu_and_its_log_and_leaves_nothing() {
     c.assert_no_residue();
     assert!(!Path::new(&format!("{}/{}", c.root.display(), c.id)).exists());
 }
+
+#[test]
+fn restore_without_detach_waits_for_the_container_and_passes_on_its_status() {
+    if !criu_works() {
+        return;
+    }
+    let c = counter("attached");
+    let base = c.root.parent().unwrap().to_path_buf();
+    let images = base.join("images");
+    let b = c.bundle.dir.to_str().unwrap();
+    let (mut run, _t) = with_pipes(&c, &["run", "-d", "--bundle", b, &c.id]);
+    assert!(run.wait().unwrap().success());
+    wait_count_above(&c, 1);
+    let out = c.husk(&[
+        "checkpoint",
+        "--image-path",
+        images.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert!(out.status.success(), "checkpoint: {}", stderr(&out));
+    let saved = count(&c);
+
+    let pid_file = base.join("restored.pid");
+    let (mut restore, _t) = with_pipes(
+        &c,
+        &[
+            "restore",
+            "--image-path",
+            images.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--bundle",
+            b,
+            &c.id,
+        ],
+    );
+    wait_count_above(&c, saved);
+    assert_eq!(c.status(), "running");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(
+        pid,
+        c.state()["pid"].to_string(),
+        "pid file, without a newline"
+    );
+    assert!(
+        restore.try_wait().unwrap().is_none(),
+        "restore returned while the container runs"
+    );
+    assert!(c.husk(&["kill", &c.id, "KILL"]).status.success());
+    let status = restore.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "the container's status: {status:?}"
+    );
+    c.assert_no_residue();
+}
