@@ -339,14 +339,15 @@ fn a_failed_restore_names_criu_and_its_log_and_leaves_nothing() {
 }
 
 #[test]
-fn restore_without_detach_waits_for_the_container_and_passes_on_its_status() {
+fn restore_without_detach_runs_the_hooks_waits_and_passes_on_the_status() {
     if !criu_works() {
         return;
     }
-    let c = counter("attached");
+    let mut c = counter("attached");
     let base = c.root.parent().unwrap().to_path_buf();
     let images = base.join("images");
-    let b = c.bundle.dir.to_str().unwrap();
+    let b = c.bundle.dir.to_str().unwrap().to_string();
+    let b = b.as_str();
     let (mut run, _t) = with_pipes(&c, &["run", "-d", "--bundle", b, &c.id]);
     assert!(run.wait().unwrap().success());
     wait_count_above(&c, 1);
@@ -359,6 +360,14 @@ fn restore_without_detach_waits_for_the_container_and_passes_on_its_status() {
     assert!(out.status.success(), "checkpoint: {}", stderr(&out));
     let saved = count(&c);
 
+    // Restore runs the prestart and createRuntime hooks (criu calls back at setup-namespaces),
+    // with the restored init's pid.
+    let hook_out = base.join("hook.json");
+    c.config()["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", hook_out.display())]
+    }]});
+    c.bundle.write();
     let pid_file = base.join("restored.pid");
     let (mut restore, _t) = with_pipes(
         &c,
@@ -381,6 +390,10 @@ fn restore_without_detach_waits_for_the_container_and_passes_on_its_status() {
         c.state()["pid"].to_string(),
         "pid file, without a newline"
     );
+    let hook: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hook_out).expect("the hook ran")).unwrap();
+    assert_eq!(hook["pid"].to_string(), pid, "{hook}");
+    assert_eq!(hook["id"], c.id.as_str());
     assert!(
         restore.try_wait().unwrap().is_none(),
         "restore returned while the container runs"

@@ -262,6 +262,9 @@ fn takes_value(flag: &str) -> bool {
 
 pub fn main() -> i32 {
     use clap::{CommandFactory, FromArgMatches};
+    if let Some(code) = crate::container::criu_action() {
+        return code;
+    }
     let args = normalise_args(std::env::args().collect());
     // clap keeps command names for the whole run: leaking this one string is intended.
     let name: &'static str = Box::leak(program_name().into_boxed_str());

@@ -19,7 +19,7 @@ use super::{phase, Container};
 use crate::cgroups::Placement;
 use crate::error::{Context, Error, Result};
 use crate::rootfs::mounts::is_bind;
-use crate::state::{self, ContainerDir, State, Status};
+use crate::state::{self, ContainerDir, State, Status, CONFIG_FILE};
 use crate::{spec, sys};
 
 /// The image directory's record of init's stdio (readlink of fds 0-2), as runc writes it.
@@ -295,12 +295,25 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
     }
     args.extend(restore_externals(&spec));
     args.extend(inherit_stdio(&o.criu.image_path));
+    let hooks = spec.hooks().as_ref();
+    let env = if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
+        phase("save config", || super::create::save_config(dir, &spec))?;
+        let exe = std::env::current_exe().ctx(|| "find husk's own binary")?;
+        args.extend(["--action-script".into(), exe.into()]);
+        vec![
+            (ACTION_ID, o.id.clone().into()),
+            (ACTION_BUNDLE, bundle.clone().into_os_string()),
+            (ACTION_CONFIG, dir.path.join(CONFIG_FILE).into_os_string()),
+        ]
+    } else {
+        Vec::new()
+    };
     let (ns_args, _ns_files) = phase("open namespaces", || restore_namespaces(&spec))?;
     args.extend(ns_args);
     let log = o.criu.log("restore.log");
 
     let result = phase("restore", || {
-        run_criu_in_cgroup(&criu, &args, |pid| placement.join_init(pid, &spec))
+        run_criu_in_cgroup(&criu, &args, &env, |pid| placement.join_init(pid, &spec))
     });
     criu_result("restore", result?, &log)?;
     let pid = phase("read restored pid", || {
@@ -344,6 +357,49 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
     undo.placement = None;
     undo.dir = None;
     Ok(st)
+}
+
+/// criu runs husk as its action script when the config has prestart or createRuntime hooks:
+/// at "setup-namespaces" the restored init exists in its namespaces, and runc runs those hooks
+/// then (with status "creating" and the restored pid). These name the container for it.
+const ACTION_ID: &str = "HUSK_RESTORE_ID";
+const ACTION_BUNDLE: &str = "HUSK_RESTORE_BUNDLE";
+const ACTION_CONFIG: &str = "HUSK_RESTORE_CONFIG";
+
+/// husk started by criu as its action script: runs the hooks due at "setup-namespaces" and
+/// returns the exit code (non-zero fails the restore). None: not started by criu.
+pub fn criu_action() -> Option<i32> {
+    let action = std::env::var("CRTOOLS_SCRIPT_ACTION").ok()?;
+    let id = std::env::var(ACTION_ID).ok()?;
+    if action != "setup-namespaces" {
+        return Some(0);
+    }
+    let run = || -> Result<()> {
+        let config = PathBuf::from(std::env::var_os(ACTION_CONFIG).unwrap_or_default());
+        let bundle = PathBuf::from(std::env::var_os(ACTION_BUNDLE).unwrap_or_default());
+        let pid: i32 = std::env::var("CRTOOLS_INIT_PID")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::msg("criu gave no CRTOOLS_INIT_PID"))?;
+        let bytes = fs::read(&config).ctx(|| format!("read {}", config.display()))?;
+        let spec: Spec = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::msg(format!("{}: {e}", config.display())))?;
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let st = crate::hooks::state_json(&id, "creating", pid, &bundle, &annotations);
+        crate::hooks::run(crate::hooks::Kind::Prestart, spec.hooks().as_ref(), &st)?;
+        crate::hooks::run(
+            crate::hooks::Kind::CreateRuntime,
+            spec.hooks().as_ref(),
+            &st,
+        )
+    };
+    Some(match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("husk: restore {id}: {e}");
+            1
+        }
+    })
 }
 
 /// What a failed restore must undo, undone on drop; the criu root is unmounted either way.
@@ -427,6 +483,7 @@ fn criu_result(verb: &str, code: Option<i32>, log: &Path) -> Result<()> {
 fn run_criu_in_cgroup(
     criu: &Path,
     args: &[OsString],
+    env: &[(&str, OsString)],
     place: impl FnOnce(Pid) -> Result<()>,
 ) -> Result<Option<i32>> {
     let (rx, tx) = nix::unistd::pipe().ctx(|| "pipe")?;
@@ -438,7 +495,7 @@ fn run_criu_in_cgroup(
                 sys::exit_now(1);
             }
             let mut cmd = std::process::Command::new(criu);
-            cmd.args(args);
+            cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
             for root in own_cgroup_roots() {
                 cmd.args(["--cgroup-root".into(), root]);
             }

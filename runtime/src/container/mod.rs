@@ -7,7 +7,9 @@ mod exec;
 mod kill;
 mod start;
 
-pub use checkpoint::{checkpoint, restore, CheckpointOptions, CriuOptions, RestoreOptions};
+pub use checkpoint::{
+    checkpoint, criu_action, restore, CheckpointOptions, CriuOptions, RestoreOptions,
+};
 pub use create::{create, Console, CreateOptions};
 pub use delete::delete;
 pub use exec::{exec, ExecOptions};
