@@ -461,13 +461,7 @@ fn criu_result(verb: &str, code: Option<i32>, log: &Path) -> Result<()> {
     if code == Some(0) {
         return Ok(());
     }
-    // util.c's errors are criu's probes of helper programs, not the cause.
-    let first_error = fs::read_to_string(log).ok().and_then(|l| {
-        l.lines()
-            .filter_map(|l| l.split_once("Error (").map(|(_, e)| e))
-            .find(|e| !e.starts_with("criu/util.c"))
-            .map(|e| e.split_once("): ").map_or(e, |(_, m)| m).trim().to_string())
-    });
+    let first_error = fs::read_to_string(log).ok().and_then(|l| cause(&l));
     let status = code.map_or("killed by a signal".to_string(), |c| {
         format!("exit status {c}")
     });
@@ -476,6 +470,22 @@ fn criu_result(verb: &str, code: Option<i32>, log: &Path) -> Result<()> {
         first_error.map_or(String::new(), |e| format!(": {e}"))
     ))
     .with_hint(format!("criu's log: {}", log.display())))
+}
+
+/// The cause in a criu log: its last error, passing over the summaries that follow it
+/// ("Dumping FAILED", "… failed with -1", "… finished with error") and the probes of helper
+/// programs and kernel features that fail harmlessly before (util.c's).
+fn cause(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|l| l.split_once("Error (").map(|(_, e)| e))
+        .find(|e| {
+            let generic = ["criu/util.c", "criu/cr-dump.c", "criu/cr-restore.c"];
+            !generic.iter().any(|g| e.starts_with(g))
+                && !e.contains("finished with error")
+                && !e.contains(" failed with ")
+        })
+        .map(|e| e.split_once("): ").map_or(e, |(_, m)| m).trim().to_string())
 }
 
 /// Runs criu from a child that waits until `place` has put it in the container's cgroup: the
@@ -801,6 +811,30 @@ mod tests {
             inherit_stdio(&dir).is_empty(),
             "no descriptors.json, nothing to re-wire"
         );
+    }
+
+    #[test]
+    fn the_cause_is_the_last_error_before_the_summaries() {
+        let dump = "(00.001) Error (criu/sockets.c:209): sockets: Diag module missing (-2)
+(00.002) Error (criu/util.c:642): exited, status=1
+(00.109) Error (criu/files-reg.c:1710): Can't lookup mount=25 for fd=0 path=/dev/null
+(00.114) Error (criu/cr-dump.c:1635): Dump files (pid: 177) failed with -1
+(00.143) Error (criu/cr-dump.c:2053): Dumping FAILED.";
+        assert_eq!(
+            cause(dump).unwrap(),
+            "Can't lookup mount=25 for fd=0 path=/dev/null"
+        );
+        let kerndat = "(00.1) Error (criu/sockets.c:209): sockets: Diag module missing (-2)
+(00.2) Error (criu/kerndat.c:1666): kerndat_has_nftables_concat failed when initializing kerndat.
+(00.3) Error (criu/crtools.c:260): Could not initialize kernel features detection.";
+        assert_eq!(
+            cause(kerndat).unwrap(),
+            "Could not initialize kernel features detection."
+        );
+        let restore = "(00.4) 1: Error (criu/mount-v2.c:891): mnt-v2: Failed to copy sharing
+(00.5) Error (criu/cr-restore.c:2447): Restoring FAILED.";
+        assert_eq!(cause(restore).unwrap(), "mnt-v2: Failed to copy sharing");
+        assert_eq!(cause("nothing here"), None);
     }
 
     #[test]
