@@ -407,3 +407,24 @@ fn restore_without_detach_runs_the_hooks_waits_and_passes_on_the_status() {
     );
     c.assert_no_residue();
 }
+
+/// Not gated on criu: the refusal comes first.
+#[test]
+fn a_terminal_container_is_refused_in_one_line_and_leaves_nothing() {
+    let mut c = counter("tty");
+    c.config()["process"]["terminal"] = json!(true);
+    c.bundle.write();
+    let images = c.root.parent().unwrap().join("images");
+    let b = c.bundle.dir.to_str().unwrap();
+    let out = c.husk(&[
+        "restore",
+        "-d",
+        "--image-path",
+        images.to_str().unwrap(),
+        "--bundle",
+        b,
+        &c.id,
+    ]);
+    assert_one_line_error(&out, &["terminal", "pty master"]);
+    c.assert_no_residue();
+}

@@ -232,7 +232,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         return Err(Error::msg(
             "restore of a container with process.terminal: not supported by husk yet",
         )
-        .with_hint("checkpoint and restore with --shell-job, or without a terminal"));
+        .with_hint("criu's command line cannot hand back a terminal's pty master: restore a container without process.terminal"));
     }
     let criu = find_criu(o.criu.criu.as_deref())?;
     if !o.criu.image_path.join("inventory.img").exists() {
