@@ -124,7 +124,7 @@ printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["
 PATH=$repo/target/dist:$PATH containerd --config "$ctd/config.toml" >"$ctd/log" 2>&1 &
 ctd_pid=$!
 # The shims make a parent cgroup per containerd namespace (/bench) and leave it, as runc does.
-trap 'kill $ctd_pid 2>/dev/null; wait $ctd_pid 2>/dev/null; for m in $(grep -o "$work[^ ]*" /proc/self/mounts | sort -r); do umount -l "$m"; done; rm -rf "$work"; find /sys/fs/cgroup -maxdepth 2 -type d -name bench -empty -exec rmdir {} \; 2>/dev/null' EXIT
+trap 'kill $ctd_pid 2>/dev/null; wait $ctd_pid 2>/dev/null; for m in $(grep -o "$work[^ ]*" /proc/self/mounts | sort -r); do umount -l "$m"; done; rm -rf "$work"; find /sys/fs/cgroup -maxdepth 2 -type d -name bench -empty -exec rmdir {} \; 2>/dev/null || true' EXIT
 ctr="ctr --address $ctd/c.sock --namespace bench"
 for _ in $(seq 100); do $ctr version >/dev/null 2>&1 && break; sleep 0.1; done
 $ctr images import "$work/image.tar" >/dev/null
