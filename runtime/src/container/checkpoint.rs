@@ -18,8 +18,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use super::{phase, Container};
 use crate::cgroups::Placement;
 use crate::error::{Context, Error, Result};
+use crate::namespaces::Plan;
 use crate::rootfs::mounts::is_bind;
-use crate::state::{self, ContainerDir, State, Status, CONFIG_FILE};
+use crate::state::{self, ContainerDir, State, Status};
 use crate::{spec, sys};
 
 /// The image directory's record of init's stdio (readlink of fds 0-2), as runc writes it.
@@ -91,6 +92,7 @@ impl CriuOptions {
             (self.shell_job, "--shell-job"),
             (self.file_locks, "--file-locks"),
             (self.auto_dedup, "--auto-dedup"),
+            (self.lazy_pages, "--lazy-pages"),
         ] {
             if on {
                 a.push(flag.into());
@@ -140,6 +142,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
 
     let pid = c.state.pid;
     let verb = if o.pre_dump { "pre-dump" } else { "dump" };
+    let log_name = format!("{verb}.log");
     let mut args: Vec<OsString> = vec![
         verb.into(),
         "-t".into(),
@@ -147,7 +150,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
         "--root".into(),
         c.state.rootfs.clone().into(),
     ];
-    args.extend(o.criu.args(&format!("{verb}.log"))?);
+    args.extend(o.criu.args(&log_name)?);
     // The freezer stops the container at once; without it criu stops each task by ptrace.
     if let Some(dir) = c.state.cgroup.freezer_dir() {
         args.extend(["--freeze-cgroup".into(), dir.into()]);
@@ -182,9 +185,6 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
             ]);
         }
     }
-    if o.criu.lazy_pages {
-        args.push("--lazy-pages".into());
-    }
     if let Some(fd) = o.status_fd {
         args.extend(["--status-fd".into(), fd.to_string().into()]);
     }
@@ -194,7 +194,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOptions) -> Result<()> {
             save_descriptors(&o.criu.image_path, pid)
         })?;
     }
-    let log = o.criu.log(&format!("{verb}.log"));
+    let log = o.criu.log(&log_name);
     phase("checkpoint", || {
         let status = std::process::Command::new(&criu)
             .args(&args)
@@ -221,8 +221,9 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         fs::canonicalize(&o.bundle).ctx(|| format!("bundle {}", o.bundle.display()))
     })?;
     let mut spec = phase("load config", || spec::load(&bundle))?;
-    let rootfs = spec::rootfs_path(&spec, &bundle);
-    let rootfs = fs::canonicalize(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
+    let rootfs = phase("check rootfs", || {
+        super::create::check_rootfs(&spec, &bundle)
+    })?;
     if spec
         .process()
         .as_ref()
@@ -235,6 +236,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         .with_hint("criu's command line cannot hand back a terminal's pty master: restore a container without process.terminal"));
     }
     let criu = find_criu(o.criu.criu.as_deref())?;
+    let plan = phase("open namespaces", || Plan::from_spec(&spec))?;
     if !o.criu.image_path.join("inventory.img").exists() {
         return Err(Error::msg(format!(
             "--image-path {}: no checkpoint there (no inventory.img)",
@@ -290,26 +292,20 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         "--evasive-devices".into(),
     ];
     args.extend(o.criu.args("restore.log")?);
-    if o.criu.lazy_pages {
-        args.push("--lazy-pages".into());
-    }
     args.extend(restore_externals(&spec));
     args.extend(inherit_stdio(&o.criu.image_path));
     let hooks = spec.hooks().as_ref();
     let env = if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
-        phase("save config", || super::create::save_config(dir, &spec))?;
         let exe = std::env::current_exe().ctx(|| "find husk's own binary")?;
         args.extend(["--action-script".into(), exe.into()]);
         vec![
             (ACTION_ID, o.id.clone().into()),
             (ACTION_BUNDLE, bundle.clone().into_os_string()),
-            (ACTION_CONFIG, dir.path.join(CONFIG_FILE).into_os_string()),
         ]
     } else {
         Vec::new()
     };
-    let (ns_args, _ns_files) = phase("open namespaces", || restore_namespaces(&spec))?;
-    args.extend(ns_args);
+    args.extend(restore_namespaces(&spec, &plan)?);
     let log = o.criu.log("restore.log");
 
     let result = phase("restore", || {
@@ -332,14 +328,6 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         add_time_namespace(&mut spec);
     }
     phase("save config", || super::create::save_config(dir, &spec))?;
-    let own_pid_ns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        });
     let st = super::create::new_state(
         &o.id,
         pid,
@@ -347,7 +335,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
         rootfs,
         &spec,
         placement.clone(),
-        own_pid_ns,
+        plan.creates(LinuxNamespaceType::Pid),
     );
     phase("save state", || dir.save(&st))?;
     if let Some(p) = &o.pid_file {
@@ -364,7 +352,6 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<State> {
 /// then (with status "creating" and the restored pid). These name the container for it.
 const ACTION_ID: &str = "HUSK_RESTORE_ID";
 const ACTION_BUNDLE: &str = "HUSK_RESTORE_BUNDLE";
-const ACTION_CONFIG: &str = "HUSK_RESTORE_CONFIG";
 
 /// husk started by criu as its action script: runs the hooks due at "setup-namespaces" and
 /// returns the exit code (non-zero fails the restore). None: not started by criu.
@@ -375,15 +362,13 @@ pub fn criu_action() -> Option<i32> {
         return Some(0);
     }
     let run = || -> Result<()> {
-        let config = PathBuf::from(std::env::var_os(ACTION_CONFIG).unwrap_or_default());
         let bundle = PathBuf::from(std::env::var_os(ACTION_BUNDLE).unwrap_or_default());
         let pid: i32 = std::env::var("CRTOOLS_INIT_PID")
             .ok()
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| Error::msg("criu gave no CRTOOLS_INIT_PID"))?;
-        let bytes = fs::read(&config).ctx(|| format!("read {}", config.display()))?;
-        let spec: Spec = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::msg(format!("{}: {e}", config.display())))?;
+        // The bundle's config: the one restore loaded, before criu made the container.
+        let spec = spec::load(&bundle)?;
         let annotations = spec.annotations().clone().unwrap_or_default();
         let st = crate::hooks::state_json(&id, "creating", pid, &bundle, &annotations);
         crate::hooks::run(crate::hooks::Kind::Prestart, spec.hooks().as_ref(), &st)?;
@@ -567,32 +552,20 @@ fn dump_externals(spec: &Spec, pid: i32) -> Result<Vec<OsString>> {
             ext(format!("mnt[{p}]:/dev/null"));
         }
     }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let p = d.path().display();
-        ext(format!("mnt[{p}]:{p}"));
-    }
+    device_externals(spec).for_each(&mut ext);
     for ns in linux
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
         .flatten()
     {
-        let key = match ns.typ() {
-            LinuxNamespaceType::Network => "extRootNetNS",
-            LinuxNamespaceType::Pid => "extRootPidNS",
-            _ => continue,
+        let (Some((kind, key)), Some(path)) = (external_ns(ns.typ()), ns.path()) else {
+            continue;
         };
-        if let Some(path) = ns.path() {
-            use std::os::unix::fs::MetadataExt;
-            let ino = fs::metadata(path)
-                .ctx(|| format!("linux.namespaces: {}", path.display()))?
-                .ino();
-            let kind = if key == "extRootNetNS" { "net" } else { "pid" };
-            ext(format!("{kind}[{ino}]:{key}"));
-        }
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata(path)
+            .ctx(|| format!("linux.namespaces: {}", path.display()))?
+            .ino();
+        ext(format!("{kind}[{ino}]:{key}"));
     }
     Ok(a)
 }
@@ -617,48 +590,43 @@ fn restore_externals(spec: &Spec) -> Vec<OsString> {
     {
         ext("mnt[/dev/null]:/dev/null".into());
     }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let p = d.path().display();
-        ext(format!("mnt[{p}]:{p}"));
-    }
+    device_externals(spec).for_each(&mut ext);
     a
 }
 
-/// Namespaces the config joins by path: a network or pid namespace is the dump's external
-/// one, handed to criu as an inherited fd (kept open by the returned files until criu has
-/// run); others criu joins itself.
-fn restore_namespaces(spec: &Spec) -> Result<(Vec<OsString>, Vec<fs::File>)> {
+/// Namespaces the config joins by path (`plan`'s, opened and checked): a network or pid
+/// namespace is the dump's external one, handed to criu as an inherited fd; others criu
+/// joins itself.
+fn restore_namespaces(spec: &Spec, plan: &Plan) -> Result<Vec<OsString>> {
     use std::os::fd::AsRawFd;
-    let (mut args, mut files) = (Vec::<OsString>::new(), Vec::new());
+    let mut args = Vec::<OsString>::new();
     let list = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
-    for ns in list.into_iter().flatten() {
-        let Some(path) = ns.path() else { continue };
-        let key = match ns.typ() {
-            LinuxNamespaceType::Network => "extRootNetNS",
-            LinuxNamespaceType::Pid => "extRootPidNS",
-            LinuxNamespaceType::Cgroup => {
-                return Err(Error::msg(format!(
-                    "linux.namespaces: cannot restore into the cgroup namespace {}",
-                    path.display()
-                )))
-            }
-            t => {
-                let name = crate::namespaces::proc_name(t);
-                args.extend([
-                    "--join-ns".into(),
-                    format!("{name}:{}", path.display()).into(),
-                ]);
-                continue;
-            }
+    let path_of = |t: LinuxNamespaceType| {
+        list.into_iter()
+            .flatten()
+            .find(|n| n.typ() == t)
+            .and_then(|n| n.path().clone())
+            .unwrap_or_default()
+    };
+    for (t, f) in &plan.join {
+        let path = path_of(*t);
+        if *t == LinuxNamespaceType::Cgroup {
+            return Err(Error::msg(format!(
+                "linux.namespaces: cannot restore into the cgroup namespace {}",
+                path.display()
+            )));
+        }
+        let Some((_, key)) = external_ns(*t) else {
+            let name = crate::namespaces::proc_name(*t);
+            args.extend([
+                "--join-ns".into(),
+                format!("{name}:{}", path.display()).into(),
+            ]);
+            continue;
         };
-        let f = fs::File::open(path).ctx(|| format!("linux.namespaces: {}", path.display()))?;
         // The fd must outlive exec into criu.
         nix::fcntl::fcntl(
-            &f,
+            f,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         )
         .ctx(|| format!("fcntl {}", path.display()))?;
@@ -666,9 +634,27 @@ fn restore_namespaces(spec: &Spec) -> Result<(Vec<OsString>, Vec<fs::File>)> {
             "--inherit-fd".into(),
             format!("fd[{}]:{key}", f.as_raw_fd()).into(),
         ]);
-        files.push(f);
     }
-    Ok((args, files))
+    Ok(args)
+}
+
+/// criu's kind and runc's key for a namespace joined by path that criu takes as external.
+fn external_ns(t: LinuxNamespaceType) -> Option<(&'static str, &'static str)> {
+    match t {
+        LinuxNamespaceType::Network => Some(("net", "extRootNetNS")),
+        LinuxNamespaceType::Pid => Some(("pid", "extRootPidNS")),
+        _ => None,
+    }
+}
+
+/// Devices are external mounts by their path, in dump and restore alike (they may be binds
+/// of the host's nodes).
+fn device_externals(spec: &Spec) -> impl Iterator<Item = String> + '_ {
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().as_ref());
+    devices.into_iter().flatten().map(|d| {
+        let p = d.path().display();
+        format!("mnt[{p}]:{p}")
+    })
 }
 
 /// init's stdio as it is now, for `restore` to re-wire pipes with.

@@ -266,7 +266,7 @@ pub(super) fn new_state(
     }
 }
 
-fn check_rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+pub(super) fn check_rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let p = spec::rootfs_path(spec, bundle);
     let meta = std::fs::metadata(&p)
         .ctx(|| format!("root.path {}", p.display()))
