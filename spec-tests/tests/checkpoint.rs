@@ -16,13 +16,15 @@ use serde_json::json;
 use spec_tests::*;
 
 /// A container that counts, to /tmp/count in its rootfs and as "tick N" lines on stdout.
+/// The count is renamed into place: a reader never sees the file empty between truncate and
+/// write.
 fn counter(name: &str) -> Ctx {
     let mut c = Ctx::new(
         name,
         &[
             "sh",
             "-c",
-            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; mv /tmp/c /tmp/count; echo tick $i; sleep 0.1; done",
         ],
     );
     c.config()["root"]["readonly"] = json!(false);

@@ -544,7 +544,8 @@ fn a_container_restored_from_its_checkpoint_runs_on(shim: Shim, test: &str) {
         return;
     }
     let c = start(shim, test);
-    let script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done";
+    let script =
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; mv /tmp/c /tmp/count; sleep 0.1; done";
     let o = ctr(
         &c,
         &run_args(
